@@ -1,0 +1,28 @@
+// Batch: the flat, padding-free input every Backend takes. Sequences are concatenated; the
+// i-th sequence is tokens [cu_seqlens[i], cu_seqlens[i+1]).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace sluice {
+
+struct Batch {
+  std::vector<int32_t> input_ids;       // num_tokens
+  std::vector<int32_t> token_type_ids;  // num_tokens (all 0 for single-segment inputs)
+  std::vector<int32_t> position_ids;    // num_tokens, 0-based within each sequence
+  std::vector<int32_t> cu_seqlens;      // num_sequences + 1, starts at 0
+  int32_t max_seqlen = 0;               // longest sequence in the batch
+  // Per sequence: 1 when the pooled vector is to be L2-normalised by the backend.
+  std::vector<uint8_t> normalize;
+
+  size_t num_sequences() const { return cu_seqlens.empty() ? 0 : cu_seqlens.size() - 1; }
+  size_t num_tokens() const { return input_ids.size(); }
+
+  // Appends one sequence (position ids generated from 0).
+  void Add(const std::vector<int32_t>& ids, const std::vector<int32_t>& type_ids, bool norm);
+  void Clear();
+};
+
+}  // namespace sluice

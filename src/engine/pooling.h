@@ -1,0 +1,22 @@
+// Pooling: how token states become one vector per sequence, per the model's
+// sentence-transformers pooling config.
+#pragma once
+
+#include <string_view>
+
+#include "common/status.h"
+
+namespace sluice {
+
+enum class Pooling {
+  kCls,          // the first token's state
+  kMean,         // mean over the sequence's tokens
+  kMax,          // element-wise max over the tokens
+  kMeanSqrtLen,  // sum / sqrt(length)
+  kLastToken,    // the last token's state (decoder embedders)
+};
+
+std::string_view PoolingName(Pooling pooling);
+StatusOr<Pooling> ParsePooling(std::string_view name);  // "cls", "mean", "max", ...
+
+}  // namespace sluice
