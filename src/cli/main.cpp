@@ -1,7 +1,37 @@
-// sluice: the command-line entry point. Each subcommand lives in its own file.
+// sluice: the command-line entry point. Each subcommand lives in its own <name>_command.cpp.
 #include <cstdio>
+#include <exception>
+#include <string>
 
-int main() {
-  std::puts("sluice");
-  return 0;
+#include "cli/commands.h"
+#include "common/logging.h"
+#include "common/version.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"sluice: fast text embeddings next to PostgreSQL", "sluice"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string(sluice::VersionString()));
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->envname("SLUICE_LOG_LEVEL");
+
+  int exit_code = 0;
+  app.parse_complete_callback([&] {
+    sluice::Status s = sluice::InitLogging(log_level);
+    if (!s.ok()) throw CLI::ValidationError("--log-level", s.message());
+  });
+  sluice::cli::AddEmbedCommand(app, &exit_code);
+  sluice::cli::AddTokenizeCommand(app, &exit_code);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version arrive as "errors" with exit code 0.
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sluice: error: %s\n", e.what());
+    return 1;
+  }
+  return exit_code;
 }
