@@ -35,6 +35,7 @@ StatusOr<HfConfig> HfConfig::Parse(std::string_view json) {
       config.model_type_ = std::string(s);
     } else if (key == "architectures") {
       simdjson::dom::array array;
+      config.architectures_.clear();  // a repeated key wins, as in Python's json
       if (value.is_null()) continue;
       if (value.get_array().get(array) != simdjson::SUCCESS) {
         return InvalidArgument("config.json: \"architectures\" is not an array of strings");
