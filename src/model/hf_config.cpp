@@ -2,10 +2,6 @@
 
 #include <simdjson.h>
 
-#include <fstream>
-#include <limits>
-#include <sstream>
-#include <system_error>
 
 #include <fmt/format.h>
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -257,6 +258,64 @@ TEST(SafetensorsFileTest, ReadHeaderBytesReturnsPrefixAndHeader) {
   WriteFile(tmp.path() / "bad.safetensors", RawSafetensors(500, "{}", ""));
   EXPECT_EQ(SafetensorsFile::ReadHeaderBytes(tmp.path() / "bad.safetensors").status().code(),
             StatusCode::kDataLoss);
+}
+
+// Opening must either fail cleanly or hand out views that lie inside the file; reading every
+// byte of every view catches the second (under ASan, or as a crash).
+void ExpectOpensCleanlyOrFails(const std::filesystem::path& path) {
+  StatusOr<SafetensorsFile> file = SafetensorsFile::Open(path);
+  if (!file.ok()) {
+    EXPECT_TRUE(file.status().code() == StatusCode::kDataLoss ||
+                file.status().code() == StatusCode::kInvalidArgument)
+        << file.status().ToString();
+    return;
+  }
+  unsigned sum = 0;
+  for (const TensorView& t : file->tensors()) {
+    for (size_t i = 0; i < t.nbytes; ++i) sum += static_cast<unsigned>(t.data[i]);
+    EXPECT_EQ(t.nbytes, static_cast<size_t>(t.numel()) * DTypeSize(t.dtype));
+  }
+  (void)sum;
+}
+
+TEST(SafetensorsFileTest, EveryTruncationFailsCleanly) {
+  ScopedTempDir tmp;
+  SafetensorsWriter w;
+  w.AddFloats("a", DType::kF32, {3}, {1.0f, 2.0f, 3.0f});
+  w.AddFloats("b", DType::kBF16, {2}, {4.0f, 5.0f});
+  const std::string good = w.Serialize();
+  const auto path = tmp.path() / "t.safetensors";
+  for (size_t len = 0; len < good.size(); ++len) {
+    SCOPED_TRACE(len);
+    WriteFile(path, std::string_view(good).substr(0, len));
+    StatusOr<SafetensorsFile> file = SafetensorsFile::Open(path);
+    ASSERT_FALSE(file.ok());
+    EXPECT_EQ(file.status().code(), StatusCode::kDataLoss) << file.status().ToString();
+  }
+}
+
+TEST(SafetensorsFileTest, RandomByteCorruptionNeverCrashes) {
+  ScopedTempDir tmp;
+  SafetensorsWriter w;
+  w.SetMetadata("format", "pt");
+  w.AddFloats("layer.0.weight", DType::kF32, {2, 3}, {1, 2, 3, 4, 5, 6});
+  w.AddFloats("layer.0.bias", DType::kF16, {3}, {1, 2, 3});
+  w.AddRandom("ids", DType::kI64, {4});
+  const std::string good = w.Serialize();
+  const auto path = tmp.path() / "t.safetensors";
+  std::mt19937 rng(42);
+  for (int round = 0; round < 600; ++round) {
+    std::string bytes = good;
+    const int flips = 1 + static_cast<int>(rng() % 3);
+    for (int f = 0; f < flips; ++f) {
+      // Mostly the length prefix and header, where the interesting failures are.
+      const size_t limit = rng() % 8 == 0 ? bytes.size() : std::min<size_t>(bytes.size(), 8 + 140);
+      bytes[rng() % limit] = static_cast<char>(rng() % 256);
+    }
+    if (rng() % 4 == 0) bytes.resize(rng() % bytes.size());
+    WriteFile(path, bytes);
+    ExpectOpensCleanlyOrFails(path);
+  }
 }
 
 }  // namespace
