@@ -2,7 +2,6 @@
 
 #include <simdjson.h>
 
-
 #include <fmt/format.h>
 
 #include "model/json_util.h"
