@@ -8,7 +8,7 @@ ThreadPool::ThreadPool(int num_threads) {
   const int total = num_threads > 0 ? num_threads : HardwareThreads();
   workers_.reserve(static_cast<size_t>(total - 1));
   for (int i = 1; i < total; ++i) {
-    workers_.emplace_back([this](std::stop_token stop) { WorkerLoop(stop); });
+    workers_.emplace_back([this, i](std::stop_token stop) { WorkerLoop(stop, i); });
   }
 }
 
@@ -30,7 +30,7 @@ void ThreadPool::Run(size_t n, size_t grain, const void* ctx, Trampoline fn) {
   if (n == 0) return;
   grain = std::max<size_t>(grain, 1);
   if (workers_.empty() || n <= grain) {
-    for (size_t begin = 0; begin < n; begin += grain) fn(ctx, begin, std::min(n, begin + grain));
+    for (size_t begin = 0; begin < n; begin += grain) fn(ctx, 0, begin, std::min(n, begin + grain));
     return;
   }
   {
@@ -44,20 +44,20 @@ void ThreadPool::Run(size_t n, size_t grain, const void* ctx, Trampoline fn) {
     ++generation_;
   }
   wake_.notify_all();
-  Drain();
+  Drain(0);
   std::unique_lock<std::mutex> lock(mu_);
   done_cv_.wait(lock, [this] { return busy_ == 0; });
 }
 
-void ThreadPool::Drain() {
+void ThreadPool::Drain(int thread) {
   for (;;) {
     const size_t begin = next_.fetch_add(grain_, std::memory_order_relaxed);
     if (begin >= n_) return;
-    fn_(ctx_, begin, std::min(n_, begin + grain_));
+    fn_(ctx_, thread, begin, std::min(n_, begin + grain_));
   }
 }
 
-void ThreadPool::WorkerLoop(std::stop_token stop) {
+void ThreadPool::WorkerLoop(std::stop_token stop, int thread) {
   uint64_t seen = 0;
   for (;;) {
     {
@@ -65,7 +65,7 @@ void ThreadPool::WorkerLoop(std::stop_token stop) {
       if (!wake_.wait(lock, stop, [&] { return generation_ != seen; })) return;
       seen = generation_;
     }
-    Drain();
+    Drain(thread);
     std::lock_guard<std::mutex> lock(mu_);
     if (--busy_ == 0) done_cv_.notify_one();
   }

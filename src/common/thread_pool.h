@@ -36,8 +36,18 @@ class ThreadPool {
   template <typename Body>
   void ParallelFor(size_t n, size_t grain, const Body& body) {
     static_assert(std::is_invocable_v<const Body&, size_t, size_t>);
-    Run(n, grain, &body, [](const void* ctx, size_t begin, size_t end) {
+    Run(n, grain, &body, [](const void* ctx, int, size_t begin, size_t end) {
       (*static_cast<const Body*>(ctx))(begin, end);
+    });
+  }
+
+  // As ParallelFor, calling body(thread, begin, end) where `thread` in [0, num_threads()) names
+  // the thread running the block (0 is the caller), for per-thread scratch space.
+  template <typename Body>
+  void ParallelForWithThread(size_t n, size_t grain, const Body& body) {
+    static_assert(std::is_invocable_v<const Body&, int, size_t, size_t>);
+    Run(n, grain, &body, [](const void* ctx, int thread, size_t begin, size_t end) {
+      (*static_cast<const Body*>(ctx))(thread, begin, end);
     });
   }
 
@@ -45,12 +55,12 @@ class ThreadPool {
   static int HardwareThreads();
 
  private:
-  using Trampoline = void (*)(const void* ctx, size_t begin, size_t end);
+  using Trampoline = void (*)(const void* ctx, int thread, size_t begin, size_t end);
 
   void Run(size_t n, size_t grain, const void* ctx, Trampoline fn);
-  void WorkerLoop(std::stop_token stop);
-  // Claims and runs blocks of the current loop until none is left.
-  void Drain();
+  void WorkerLoop(std::stop_token stop, int thread);
+  // Claims and runs blocks of the current loop on `thread` until none is left.
+  void Drain(int thread);
 
   // The current loop, published under mu_ with a new generation_.
   const void* ctx_ = nullptr;

@@ -62,6 +62,21 @@ TEST(ThreadPoolTest, WorkersReallyRunInParallel) {
   EXPECT_EQ(arrived.load(), 2);
 }
 
+TEST(ThreadPoolTest, ThreadIndicesAreInRangeAndNotShared) {
+  ThreadPool pool(3);
+  std::vector<std::atomic<int>> inside(3);
+  std::atomic<bool> overlap{false};
+  pool.ParallelForWithThread(300, 1, [&](int thread, size_t, size_t) {
+    ASSERT_GE(thread, 0);
+    ASSERT_LT(thread, 3);
+    // Two blocks never run at once under the same index: per-thread scratch is safe.
+    if (inside[thread].fetch_add(1) != 0) overlap = true;
+    std::this_thread::yield();
+    inside[thread].fetch_sub(1);
+  });
+  EXPECT_FALSE(overlap.load());
+}
+
 TEST(ThreadPoolTest, ZeroMeansHardwareThreads) {
   ThreadPool pool(0);
   EXPECT_EQ(pool.num_threads(), ThreadPool::HardwareThreads());
