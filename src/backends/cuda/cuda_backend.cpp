@@ -63,6 +63,9 @@ StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const EncoderConfig& 
     return Unimplemented("the CUDA backend has no SiLU feed-forward epilogue");
   }
 
+  // Bad weights are the caller's error whether or not a GPU is present.
+  SLUICE_RETURN_IF_ERROR(DeviceWeights::Check(config, weights));
+
   std::unique_ptr<CudaBackend> backend(new CudaBackend(config, pooling, options));
   SLUICE_ASSIGN_OR_RETURN(backend->arena_,
                           DeviceArena::Create(options.device, options.gpu_memory_limit));

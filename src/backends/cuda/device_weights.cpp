@@ -108,9 +108,7 @@ struct LayerOffsets {
 
 }  // namespace
 
-StatusOr<DeviceWeights> DeviceWeights::Upload(const EncoderConfig& config,
-                                              const EncoderWeights& weights, CudaDType dtype,
-                                              DeviceArena& arena, cudaStream_t stream) {
+Status DeviceWeights::Check(const EncoderConfig& config, const EncoderWeights& weights) {
   const int64_t h = config.hidden_size;
   const int64_t inter = config.intermediate_size;
   SLUICE_RETURN_IF_ERROR(
@@ -153,6 +151,16 @@ StatusOr<DeviceWeights> DeviceWeights::Upload(const EncoderConfig& config,
     SLUICE_RETURN_IF_ERROR(CheckView(l.ffn_out_weight, p + "ffn_out_weight", {h, inter}));
   }
 
+  return Status::Ok();
+}
+
+StatusOr<DeviceWeights> DeviceWeights::Upload(const EncoderConfig& config,
+                                              const EncoderWeights& weights, CudaDType dtype,
+                                              DeviceArena& arena, cudaStream_t stream) {
+  SLUICE_RETURN_IF_ERROR(Check(config, weights));
+  const int64_t h = config.hidden_size;
+  const int64_t inter = config.intermediate_size;
+  const bool has_types = config.type_vocab_size > 0;
   Packer packer(dtype);
   const size_t word = packer.Reserve(config.vocab_size * h);
   const size_t position = packer.Reserve(config.max_position_embeddings * h);

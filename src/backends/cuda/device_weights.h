@@ -32,9 +32,11 @@ struct DeviceLayerWeights {
 
 class DeviceWeights {
  public:
-  // Checks every view's shape and dtype (F32, F16 or BF16) against `config`, converts to
-  // `dtype` and copies to the device on `stream` (waiting for the copy). InvalidArgument names
-  // a mismatched tensor; Unavailable when the arena has no room.
+  // Checks every view's shape, dtype (F32, F16 or BF16) and size against `config`, touching
+  // no device. InvalidArgument names the first mismatched tensor.
+  static Status Check(const EncoderConfig& config, const EncoderWeights& weights);
+  // Check()s the weights, converts them to `dtype` and copies them to the device on `stream`
+  // (waiting for the copy). Unavailable when the arena has no room.
   static StatusOr<DeviceWeights> Upload(const EncoderConfig& config, const EncoderWeights& weights,
                                         CudaDType dtype, DeviceArena& arena, cudaStream_t stream);
 
