@@ -349,6 +349,8 @@ INSTANTIATE_TEST_SUITE_P(
                                          AddLayerNormCase{50, 384, true, false},
                                          AddLayerNormCase{13, 768, false, true},
                                          AddLayerNormCase{3, 1000, true, true},
+                                         AddLayerNormCase{7, 2048, true, true},
+                                         AddLayerNormCase{5, 1030, false, false},
                                          AddLayerNormCase{2, 8192, true, false}),
                        ::testing::ValuesIn(kDTypes)),
     AddLayerNormName);
@@ -409,6 +411,26 @@ TEST_P(FusedAttentionTest, MatchesReference) {
   ASSERT_TRUE(FusedAttention(args, env.stream()).ok());
   const auto out = env.Download16(args.out, size_t(tokens) * hidden, dtype);
 
+  // The same batch through the work-list mode, as a graph bucket launches it: a grid larger
+  // than the list, and two empty padding sequences after the real ones.
+  std::vector<int32_t> padded_cu = cu;
+  padded_cu.push_back(tokens);
+  padded_cu.push_back(tokens);
+  const int slots = int(padded_cu.size()) - 1;
+  const int max_tiles = MaxAttentionTiles(tokens, slots) + 3;
+  std::vector<int32_t> tiles(2 * size_t(max_tiles), -1);
+  const int num_tiles = AppendAttentionTiles(padded_cu.data(), slots, tiles.data());
+  ASSERT_LE(num_tiles, MaxAttentionTiles(tokens, slots));
+  AttentionArgs listed = args;
+  listed.num_sequences = slots;
+  listed.cu_seqlens = static_cast<const int32_t*>(env.Upload(padded_cu));
+  listed.tiles = static_cast<const int32_t*>(env.Upload(tiles));
+  listed.num_tiles = static_cast<const int32_t*>(env.Upload(std::vector<int32_t>{num_tiles}));
+  listed.max_tiles = max_tiles;
+  listed.out = env.Poisoned(size_t(tokens) * hidden * 2);
+  ASSERT_TRUE(FusedAttention(listed, env.stream()).ok());
+  const auto listed_out = env.Download16(listed.out, size_t(tokens) * hidden, dtype);
+
   std::vector<double> ref(size_t(tokens) * hidden);
   const size_t stride = 3 * size_t(hidden);
   for (size_t s = 0; s + 1 < cu.size(); ++s) {
@@ -438,6 +460,7 @@ TEST_P(FusedAttentionTest, MatchesReference) {
     }
   }
   EXPECT_LT(RelativeError(out, ref), Tolerance(dtype));
+  EXPECT_LT(RelativeError(listed_out, ref), Tolerance(dtype));
 }
 
 std::string AttentionName(const ::testing::TestParamInfo<std::tuple<AttentionCase, CudaDType>>& p) {
@@ -462,6 +485,24 @@ TEST(FusedAttentionBadInputTest, RejectsHeadSizesNotCompiled) {
   args.head_dim = 64;
   args.num_heads = 0;
   EXPECT_EQ(FusedAttention(args, nullptr).code(), StatusCode::kInvalidArgument);
+  args.num_heads = 1;
+  const int32_t tiles[2] = {0, 0};
+  args.tiles = tiles;  // a work list without its length
+  args.max_tiles = 1;
+  EXPECT_EQ(FusedAttention(args, nullptr).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(AttentionTilesTest, ListsEveryQueryTileOfEverySequence) {
+  const std::vector<int32_t> cu = {0, 1, 1, 65, 193, 193};
+  std::vector<int32_t> tiles(2 * 16, -1);
+  const int n = AppendAttentionTiles(cu.data(), 5, tiles.data());
+  const std::vector<int32_t> expected = {0, 0, 2, 0, 3, 0, 3, 64};
+  ASSERT_EQ(n, 4);
+  EXPECT_EQ(std::vector<int32_t>(tiles.begin(), tiles.begin() + 2 * n), expected);
+  EXPECT_LE(n, MaxAttentionTiles(193, 5));
+  EXPECT_EQ(MaxAttentionTiles(10, 4), 4);    // one tile per short sequence
+  EXPECT_EQ(MaxAttentionTiles(3, 8), 3);     // never more tiles than tokens
+  EXPECT_EQ(MaxAttentionTiles(640, 2), 12);  // 640 / 64 + 2
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -475,8 +516,9 @@ TEST_P(PoolingTest, MatchesReference) {
   const uint32_t seed = testing::FreshSeed();
   SCOPED_TRACE(fmt::format("seed {}", seed));
   std::mt19937 rng(seed);
-  const std::vector<int> lengths = {1, 3, 20, 7};
-  const std::vector<uint8_t> normalize = {1, 0, 1, 0};
+  // The last slot is empty, as the padding slots of a graph bucket are: it pools to zeros.
+  const std::vector<int> lengths = {1, 3, 20, 7, 0};
+  const std::vector<uint8_t> normalize = {1, 0, 1, 0, 1};
   const int hidden = 384;
   std::vector<int32_t> cu{0};
   for (int len : lengths) cu.push_back(cu.back() + len);
@@ -498,8 +540,8 @@ TEST_P(PoolingTest, MatchesReference) {
 
   std::vector<double> ref;
   for (size_t s = 0; s < lengths.size(); ++s) {
-    std::vector<double> v(hidden);
-    for (int i = 0; i < hidden; ++i) {
+    std::vector<double> v(hidden, 0.0);
+    for (int i = 0; i < hidden && lengths[s] > 0; ++i) {
       auto at = [&](int t) { return states.values[size_t(t) * hidden + i]; };
       double acc = pooling == Pooling::kMax ? -INFINITY : 0.0;
       for (int t = cu[s]; t < cu[s + 1]; ++t) {
@@ -523,7 +565,7 @@ TEST_P(PoolingTest, MatchesReference) {
           break;
       }
     }
-    if (normalize[s]) {
+    if (normalize[s] && lengths[s] > 0) {
       double norm = 0;
       for (double x : v) norm += x * x;
       for (double& x : v) x /= std::sqrt(norm);
@@ -533,7 +575,7 @@ TEST_P(PoolingTest, MatchesReference) {
   // Float32 arithmetic over exact 16-bit inputs.
   EXPECT_LT(RelativeError(out, ref), 1e-5);
   for (size_t s = 0; s < lengths.size(); ++s) {
-    if (!normalize[s]) continue;
+    if (!normalize[s] || lengths[s] == 0) continue;
     double norm = 0;
     for (int i = 0; i < hidden; ++i) norm += out[s * hidden + i] * out[s * hidden + i];
     EXPECT_NEAR(std::sqrt(norm), 1.0, 1e-5);

@@ -1,6 +1,7 @@
 // AddLayerNorm: out = LN(x + bias + residual), the residual connection of each sub-layer,
 // with the bias the GEMM epilogue did not add folded in. In place when out == residual. One
-// block per row; float32 arithmetic, fp16/bf16 storage.
+// warp per row held in registers (rows up to 2048 wide, 16-byte aligned), else one block per
+// row; float32 arithmetic, fp16/bf16 storage.
 #pragma once
 
 #include <cuda_runtime_api.h>

@@ -23,6 +23,11 @@ __global__ void __launch_bounds__(kThreads) PoolKernel(PoolingArgs args) {
   const T* states = static_cast<const T*>(args.states);
   float* out = args.out + static_cast<size_t>(seq) * hidden;
   const bool normalize = args.normalize != nullptr && args.normalize[seq] != 0;
+  if (end <= begin) {
+    // A padding slot of a fixed-shape (graph) launch: defined output, no token read.
+    for (int i = threadIdx.x; i < hidden; i += blockDim.x) out[i] = 0.0f;
+    return;
+  }
 
   float sq = 0.0f;
   for (int i = threadIdx.x; i < hidden; i += blockDim.x) {

@@ -19,7 +19,7 @@ struct PoolingArgs {
   int num_sequences = 0;
   int hidden = 0;
   const void* states = nullptr;         // [tokens, hidden]
-  const int32_t* cu_seqlens = nullptr;  // device, [num_sequences + 1]; no empty sequence
+  const int32_t* cu_seqlens = nullptr;  // device, [num_sequences + 1]; empty ones pool to 0
   const uint8_t* normalize = nullptr;   // device, [num_sequences]; nullptr: none normalised
   float* out = nullptr;                 // [num_sequences, hidden]
 };
