@@ -4,6 +4,7 @@
 
 #include <functional>
 
+#include "backends/cuda/cuda_handles.h"
 #include "backends/cuda/cuda_status.h"
 
 namespace sluice::cuda {
@@ -59,7 +60,8 @@ LtGemm::~LtGemm() {
   if (preference_ != nullptr) static_cast<void>(cublasLtMatmulPreferenceDestroy(preference_));
 }
 
-StatusOr<LtGemm::Plan*> LtGemm::GetPlan(const Key& key) {
+StatusOr<LtGemm::Plan*> LtGemm::GetPlan(const Key& key, const LinearArgs& args,
+                                        cudaStream_t stream) {
   auto it = plans_.find(key);
   if (it != plans_.end()) return it->second.get();
   if (plans_.size() >= kMaxPlans) plans_.clear();
@@ -94,19 +96,66 @@ StatusOr<LtGemm::Plan*> LtGemm::GetPlan(const Key& key) {
   SLUICE_CUBLAS_RETURN_IF_ERROR(
       cublasLtMatrixLayoutCreate(&plan->d, type, n, m, static_cast<int64_t>(n)));
 
-  cublasLtMatmulHeuristicResult_t result{};
+  cublasLtMatmulHeuristicResult_t results[kTuneCandidates]{};
   int found = 0;
-  SLUICE_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulAlgoGetHeuristic(
-      handle_, plan->desc, plan->a, plan->b, plan->d, plan->d, preference_, 1, &result, &found));
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  SLUICE_CUDA_RETURN_IF_ERROR(cudaStreamIsCapturing(stream, &capture));
+  const bool tune = autotune_ && capture == cudaStreamCaptureStatusNone;
+  SLUICE_CUBLAS_RETURN_IF_ERROR(
+      cublasLtMatmulAlgoGetHeuristic(handle_, plan->desc, plan->a, plan->b, plan->d, plan->d,
+                                     preference_, tune ? kTuneCandidates : 1, results, &found));
   if (found == 0) {
     return Unimplemented(fmt::format("cuBLASLt has no algorithm for {} [{} x {}] * [{} x {}]^T",
                                      CudaDTypeName(key.dtype), key.rows, key.in_features,
                                      key.out_features, key.in_features));
   }
+  int best = 0;
+  if (tune && found > 1) {
+    SLUICE_ASSIGN_OR_RETURN(best, TimeCandidates(*plan, results, found, args, stream));
+  }
+  const cublasLtMatmulHeuristicResult_t& result = results[best];
   plan->algo = result.algo;
   Plan* raw = plan.get();
   plans_.emplace(key, std::move(plan));
   return raw;
+}
+
+StatusOr<int> LtGemm::TimeCandidates(Plan& plan, const cublasLtMatmulHeuristicResult_t* results,
+                                     int count, const LinearArgs& args, cudaStream_t stream) {
+  SLUICE_ASSIGN_OR_RETURN(CudaEvent start, CudaEvent::Create());
+  SLUICE_ASSIGN_OR_RETURN(CudaEvent stop, CudaEvent::Create());
+  constexpr int kReps = 3;
+  int best = 0;
+  float best_ms = -1.0f;
+  for (int i = 0; i < count; ++i) {
+    // A candidate the library lists but cannot run on these operands is skipped.
+    if (!Enqueue(plan, results[i].algo, args, stream).ok()) continue;
+    SLUICE_RETURN_IF_ERROR(start.Record(stream));
+    Status run = Status::Ok();
+    for (int r = 0; r < kReps && run.ok(); ++r) run = Enqueue(plan, results[i].algo, args, stream);
+    SLUICE_RETURN_IF_ERROR(stop.Record(stream));
+    SLUICE_ASSIGN_OR_RETURN(float ms, stop.ElapsedMsSince(start));
+    if (run.ok() && (best_ms < 0.0f || ms < best_ms)) {
+      best = i;
+      best_ms = ms;
+    }
+  }
+  return best;
+}
+
+Status LtGemm::Enqueue(Plan& plan, const cublasLtMatmulAlgo_t& algo, const LinearArgs& args,
+                       cudaStream_t stream) {
+  if (args.epilogue != GemmEpilogue::kNone) {
+    // The bias pointer changes per layer; the descriptor is read when the call is enqueued.
+    SLUICE_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
+        plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &args.bias, sizeof(args.bias)));
+  }
+  const float alpha = 1.0f;
+  const float beta = 0.0f;
+  SLUICE_CUBLAS_RETURN_IF_ERROR(cublasLtMatmul(handle_, plan.desc, &alpha, args.w, plan.a, args.x,
+                                               plan.b, &beta, args.y, plan.d, args.y, plan.d, &algo,
+                                               workspace_, workspace_bytes_, stream));
+  return Status::Ok();
 }
 
 Status LtGemm::Linear(const LinearArgs& args, cudaStream_t stream) {
@@ -119,18 +168,8 @@ Status LtGemm::Linear(const LinearArgs& args, cudaStream_t stream) {
     return InvalidArgument("linear layer with a missing operand");
   }
   const Key key{args.dtype, args.epilogue, args.rows, args.in_features, args.out_features};
-  SLUICE_ASSIGN_OR_RETURN(Plan * plan, GetPlan(key));
-  if (args.epilogue != GemmEpilogue::kNone) {
-    // The bias pointer changes per layer; the descriptor is read when the call is enqueued.
-    SLUICE_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
-        plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &args.bias, sizeof(args.bias)));
-  }
-  const float alpha = 1.0f;
-  const float beta = 0.0f;
-  SLUICE_CUBLAS_RETURN_IF_ERROR(cublasLtMatmul(handle_, plan->desc, &alpha, args.w, plan->a, args.x,
-                                               plan->b, &beta, args.y, plan->d, args.y, plan->d,
-                                               &plan->algo, workspace_, workspace_bytes_, stream));
-  return Status::Ok();
+  SLUICE_ASSIGN_OR_RETURN(Plan * plan, GetPlan(key, args, stream));
+  return Enqueue(*plan, plan->algo, args, stream);
 }
 
 }  // namespace sluice::cuda

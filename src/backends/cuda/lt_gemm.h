@@ -1,7 +1,8 @@
 // LtGemm: the linear layers of the encoder on cuBLASLt. Computes Y = X * W^T (+ bias, then an
 // optional activation) with X [rows, in] and Y [rows, out] row-major and W in PyTorch layout
-// [out, in], fp16 or bf16 operands with float32 accumulation. The heuristic's choice of
-// algorithm is cached per shape, so steady-state calls only enqueue.
+// [out, in], fp16 or bf16 operands with float32 accumulation. One algorithm is chosen per
+// shape and cached, so steady-state calls only enqueue: the heuristic's first choice, or with
+// autotuning the fastest of its first few candidates, timed on the first call's operands.
 //
 // Thread-safety: one thread at a time (the backend's engine thread).
 #pragma once
@@ -53,6 +54,10 @@ class LtGemm {
   Status Linear(const LinearArgs& args, cudaStream_t stream);
 
   size_t cached_plans() const { return plans_.size(); }
+  // When on, a shape seen for the first time outside stream capture is timed with up to
+  // kTuneCandidates algorithms (a few milliseconds per shape) before its plan is cached.
+  void set_autotune(bool on) { autotune_ = on; }
+  static constexpr int kTuneCandidates = 8;
 
  private:
   struct Key {
@@ -79,11 +84,18 @@ class LtGemm {
 
   LtGemm(cublasLtHandle_t handle, void* workspace, size_t workspace_bytes)
       : handle_(handle), workspace_(workspace), workspace_bytes_(workspace_bytes) {}
-  StatusOr<Plan*> GetPlan(const Key& key);
+  StatusOr<Plan*> GetPlan(const Key& key, const LinearArgs& args, cudaStream_t stream);
+  // Enqueues the product with `plan`'s descriptors and `algo`.
+  Status Enqueue(Plan& plan, const cublasLtMatmulAlgo_t& algo, const LinearArgs& args,
+                 cudaStream_t stream);
+  // Index of the fastest of `results`, each timed on `args` (which it overwrites).
+  StatusOr<int> TimeCandidates(Plan& plan, const cublasLtMatmulHeuristicResult_t* results,
+                               int count, const LinearArgs& args, cudaStream_t stream);
 
   cublasLtHandle_t handle_;
   void* workspace_;
   size_t workspace_bytes_;
+  bool autotune_ = false;
   cublasLtMatmulPreference_t preference_ = nullptr;
   std::unordered_map<Key, std::unique_ptr<Plan>, KeyHash> plans_;
 };
