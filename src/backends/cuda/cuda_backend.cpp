@@ -17,26 +17,31 @@ namespace {
 
 // cuBLASLt's recommended workspace for Hopper.
 constexpr size_t kGemmWorkspaceBytes = 32u << 20;
-// Attention's grid has one z-slice per sequence.
+// Attention's grid has one z-slice per sequence in its direct mode.
 constexpr size_t kMaxSequencesPerBatch = 65535;
-
-// Byte offsets of the per-batch inputs in one contiguous upload.
-struct InputLayout {
-  size_t types, positions, cu_seqlens, normalize, bytes;
-  InputLayout(size_t tokens, size_t sequences) {
-    types = tokens * sizeof(int32_t);
-    positions = 2 * tokens * sizeof(int32_t);
-    cu_seqlens = 3 * tokens * sizeof(int32_t);
-    normalize = cu_seqlens + (sequences + 1) * sizeof(int32_t);
-    bytes = normalize + sequences;
-  }
-};
+// Smallest graph bucket; below it a forward pass is launch-bound whatever its size.
+constexpr int kMinBucketTokens = 64;
+// Eager batches are padded to a multiple of this, which bounds the GEMM shapes to plan.
+constexpr int kEagerTokenStep = 256;
 
 GemmEpilogue FfnEpilogue(Activation activation) {
   return activation == Activation::kRelu ? GemmEpilogue::kBiasRelu : GemmEpilogue::kBiasGelu;
 }
 
+size_t Align16(size_t bytes) { return (bytes + 15) / 16 * 16; }
+
 }  // namespace
+
+CudaBackend::InputLayout::InputLayout(size_t tokens, size_t sequences, size_t max_tiles) {
+  const size_t ids = Align16(tokens * sizeof(int32_t));
+  types = ids;
+  positions = types + ids;
+  cu_seqlens = positions + ids;
+  tiles = cu_seqlens + Align16((sequences + 1) * sizeof(int32_t));
+  num_tiles = tiles + Align16(2 * max_tiles * sizeof(int32_t));
+  normalize = num_tiles + 16;
+  bytes = normalize + sequences;
+}
 
 StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const EncoderConfig& config,
                                                            const EncoderWeights& weights,
@@ -70,6 +75,7 @@ StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const EncoderConfig& 
   SLUICE_ASSIGN_OR_RETURN(backend->arena_,
                           DeviceArena::Create(options.device, options.gpu_memory_limit));
   SLUICE_ASSIGN_OR_RETURN(backend->stream_, CudaStream::Create());
+  SLUICE_ASSIGN_OR_RETURN(backend->copy_stream_, CudaStream::Create());
   SLUICE_ASSIGN_OR_RETURN(backend->lt_handle_, CublasLtHandle::Create());
   SLUICE_ASSIGN_OR_RETURN(backend->weights_,
                           DeviceWeights::Upload(config, weights, options.dtype, *backend->arena_,
@@ -78,6 +84,13 @@ StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const EncoderConfig& 
   SLUICE_ASSIGN_OR_RETURN(backend->gemm_,
                           LtGemm::Create(backend->lt_handle_.get(), backend->gemm_workspace_.data(),
                                          backend->gemm_workspace_.bytes()));
+  backend->gemm_->set_autotune(options.autotune_gemms);
+  for (Slot& slot : backend->slots_) {
+    SLUICE_ASSIGN_OR_RETURN(slot.uploaded, CudaEvent::Create(CudaEvent::Kind::kNoTiming));
+    SLUICE_ASSIGN_OR_RETURN(slot.done, CudaEvent::Create(CudaEvent::Kind::kNoTiming));
+    SLUICE_ASSIGN_OR_RETURN(slot.start, CudaEvent::Create());
+    SLUICE_ASSIGN_OR_RETURN(slot.stop, CudaEvent::Create());
+  }
   return backend;
 }
 
@@ -100,12 +113,32 @@ Status CudaBackend::RecordFailure(Status status) {
   return status;
 }
 
+std::vector<int> CudaBackend::graph_buckets() const {
+  std::vector<int> tokens;
+  for (const Bucket& b : buckets_) {
+    if (b.graph.valid()) tokens.push_back(b.shape.tokens);
+  }
+  return tokens;
+}
+
+CudaBackend::ForwardShape CudaBackend::MakeShape(int tokens, int sequences, int max_tiles) const {
+  ForwardShape shape;
+  shape.tokens = tokens;
+  shape.sequences = sequences;
+  shape.max_tiles = max_tiles;
+  shape.layout = InputLayout(static_cast<size_t>(tokens), static_cast<size_t>(sequences),
+                             static_cast<size_t>(max_tiles));
+  return shape;
+}
+
 Status CudaBackend::AllocateWorkspaces(const BatchLimits& limits) {
   const size_t tokens = limits.max_batch_tokens;
   const size_t sequences = limits.max_batch_requests;
   const size_t h = static_cast<size_t>(config_.hidden_size);
   const size_t wide = std::max<size_t>(3 * h, static_cast<size_t>(config_.intermediate_size));
-  const InputLayout inputs(tokens, sequences);
+  const InputLayout inputs(tokens, sequences,
+                           static_cast<size_t>(MaxAttentionTiles(static_cast<int>(tokens),
+                                                                 static_cast<int>(sequences))));
   const size_t activation_bytes = tokens * h * 2;
   const size_t pooled_bytes = sequences * h * sizeof(float);
   size_t total = 0;
@@ -113,9 +146,18 @@ Status CudaBackend::AllocateWorkspaces(const BatchLimits& limits) {
                        inputs.bytes, pooled_bytes}) {
     total += DeviceArena::AlignUp(bytes);
   }
-  // Release the previous workspaces before asking for new ones.
+  // Nothing may still run on the buffers about to go; graphs hold pointers into them.
+  SLUICE_RETURN_IF_ERROR(copy_stream_.Synchronize());
+  SLUICE_RETURN_IF_ERROR(stream_.Synchronize());
+  buckets_.clear();
+  for (Slot& slot : slots_) {
+    slot.device_in = DeviceBuffer();
+    slot.busy = false;
+  }
   workspace_ = DeviceRegion();
   SLUICE_ASSIGN_OR_RETURN(DeviceBuffer buffer, arena_->Allocate(total));
+  // Padding rows are computed but never read out; zeros keep them finite from the start.
+  SLUICE_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(buffer.data(), 0, total, stream_.get()));
   workspace_ = DeviceRegion(std::move(buffer));
   SLUICE_ASSIGN_OR_RETURN(hidden_, workspace_.TakeBytes(activation_bytes));
   SLUICE_ASSIGN_OR_RETURN(scratch_, workspace_.TakeBytes(tokens * wide * 2));
@@ -123,8 +165,26 @@ Status CudaBackend::AllocateWorkspaces(const BatchLimits& limits) {
   SLUICE_ASSIGN_OR_RETURN(proj_, workspace_.TakeBytes(activation_bytes));
   SLUICE_ASSIGN_OR_RETURN(inputs_, workspace_.Take<std::byte>(inputs.bytes));
   SLUICE_ASSIGN_OR_RETURN(pooled_, workspace_.Take<float>(sequences * h));
-  SLUICE_ASSIGN_OR_RETURN(host_inputs_, PinnedHostBuffer::Create(inputs.bytes));
-  SLUICE_ASSIGN_OR_RETURN(host_pooled_, PinnedHostBuffer::Create(pooled_bytes));
+  for (Slot& slot : slots_) {
+    SLUICE_ASSIGN_OR_RETURN(slot.host_in, PinnedHostBuffer::Create(inputs.bytes));
+    SLUICE_ASSIGN_OR_RETURN(slot.device_in, arena_->Allocate(inputs.bytes));
+    SLUICE_ASSIGN_OR_RETURN(slot.host_out, PinnedHostBuffer::Create(pooled_bytes));
+  }
+  next_collect_ = next_ticket_;
+
+  // Buckets: powers of two and their halfway points (x1.5), up to the graph limit.
+  const int graph_max =
+      static_cast<int>(std::min<size_t>(options_.graph_max_tokens, limits.max_batch_tokens));
+  for (int t = kMinBucketTokens; graph_max > 0;) {
+    const int bucket = std::min(t, graph_max);
+    const int seqs = std::min(bucket, static_cast<int>(sequences));
+    Bucket b;
+    b.shape = MakeShape(bucket, seqs, MaxAttentionTiles(bucket, seqs));
+    buckets_.push_back(std::move(b));
+    if (bucket >= graph_max) break;
+    // 64, 96, 128, 192, 256, ...: the step after a power of two is x1.5, then x4/3.
+    t = (t & (t - 1)) == 0 ? t + t / 2 : t / 3 * 4;
+  }
   return Status::Ok();
 }
 
@@ -147,11 +207,12 @@ Status CudaBackend::Warmup(const BatchLimits& limits) {
   SLUICE_RETURN_IF_ERROR(
       RecordFailure(CudaStatus(cudaSetDevice(options_.device), "cudaSetDevice")));
   warmed_up_ = false;
-  SLUICE_RETURN_IF_ERROR(AllocateWorkspaces(limits));
+  SLUICE_RETURN_IF_ERROR(RecordFailure(AllocateWorkspaces(limits)));
   limits_ = limits;
   warmed_up_ = true;
+  SLUICE_RETURN_IF_ERROR(RecordFailure(CaptureGraphs()));
 
-  // One full-length sequence: loads the kernels and plans the GEMMs before real traffic.
+  // One full-length sequence through the public path: loads what the buckets did not.
   const int32_t length =
       static_cast<int32_t>(std::min(limits.max_sequence_length, limits.max_batch_tokens));
   Batch batch;
@@ -166,6 +227,43 @@ Status CudaBackend::Warmup(const BatchLimits& limits) {
   batch.normalize = {1};
   std::vector<float> out;
   return Embed(batch, &out);
+}
+
+Status CudaBackend::CaptureGraphs() {
+  SLUICE_CUDA_RETURN_IF_ERROR(cudaSetDevice(options_.device));
+  const cudaStream_t stream = stream_.get();
+  auto* host = static_cast<std::byte*>(slots_[0].host_in.data());
+  const int32_t id = config_.pad_token_id >= 0 && config_.pad_token_id < config_.vocab_size
+                         ? config_.pad_token_id
+                         : 0;
+  for (Bucket& bucket : buckets_) {
+    // A full bucket of the longest sequences allowed: every kernel and GEMM shape it will use.
+    const ForwardShape& shape = bucket.shape;
+    Batch batch;
+    const int length =
+        static_cast<int>(std::min<size_t>(limits_.max_sequence_length, shape.tokens));
+    batch.cu_seqlens = {0};
+    while (batch.cu_seqlens.back() < shape.tokens &&
+           static_cast<int>(batch.num_sequences()) < shape.sequences) {
+      const int n = std::min(length, shape.tokens - batch.cu_seqlens.back());
+      for (int i = 0; i < n; ++i) batch.position_ids.push_back(i);
+      batch.cu_seqlens.push_back(batch.cu_seqlens.back() + n);
+      batch.normalize.push_back(1);
+    }
+    batch.input_ids.assign(batch.position_ids.size(), id);
+    batch.token_type_ids.assign(batch.position_ids.size(), 0);
+    Pack(batch, shape, host);
+    SLUICE_CUDA_RETURN_IF_ERROR(
+        cudaMemcpyAsync(inputs_, host, shape.layout.bytes, cudaMemcpyHostToDevice, stream));
+    SLUICE_RETURN_IF_ERROR(EnqueueForward(shape, stream));
+    SLUICE_RETURN_IF_ERROR(stream_.Synchronize());
+    SLUICE_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed));
+    SLUICE_ASSIGN_OR_RETURN(bucket.graph,
+                            CudaGraphExec::EndCapture(stream, EnqueueForward(shape, stream)));
+    SLUICE_RETURN_IF_ERROR(bucket.graph.Launch(stream));
+    SLUICE_RETURN_IF_ERROR(stream_.Synchronize());
+  }
+  return Status::Ok();
 }
 
 Status CudaBackend::CheckBatch(const Batch& batch) const {
@@ -217,40 +315,145 @@ Status CudaBackend::CheckBatch(const Batch& batch) const {
   return Status::Ok();
 }
 
+CudaBackend::ForwardShape CudaBackend::ShapeFor(const Batch& batch,
+                                                const CudaGraphExec** graph) const {
+  const int tokens = static_cast<int>(batch.num_tokens());
+  const int sequences = static_cast<int>(batch.num_sequences());
+  for (const Bucket& b : buckets_) {
+    if (b.shape.tokens >= tokens && b.shape.sequences >= sequences && b.graph.valid()) {
+      *graph = &b.graph;
+      return b.shape;
+    }
+  }
+  *graph = nullptr;
+  int tiles = 0;
+  for (int s = 0; s < sequences; ++s) {
+    const int len = batch.cu_seqlens[s + 1] - batch.cu_seqlens[s];
+    tiles += (len + kAttentionQueryTile - 1) / kAttentionQueryTile;
+  }
+  const int padded = std::min((tokens + kEagerTokenStep - 1) / kEagerTokenStep * kEagerTokenStep,
+                              static_cast<int>(limits_.max_batch_tokens));
+  return MakeShape(padded, sequences, tiles);
+}
+
+void CudaBackend::Pack(const Batch& batch, const ForwardShape& shape, std::byte* host) const {
+  const InputLayout& layout = shape.layout;
+  const size_t tokens = batch.num_tokens();
+  const size_t sequences = batch.num_sequences();
+  const size_t pad_tokens = static_cast<size_t>(shape.tokens) - tokens;
+  const int32_t pad_id = config_.pad_token_id >= 0 && config_.pad_token_id < config_.vocab_size
+                             ? config_.pad_token_id
+                             : 0;
+  auto* ids = reinterpret_cast<int32_t*>(host);
+  auto* types = reinterpret_cast<int32_t*>(host + layout.types);
+  auto* positions = reinterpret_cast<int32_t*>(host + layout.positions);
+  auto* cu = reinterpret_cast<int32_t*>(host + layout.cu_seqlens);
+  auto* tiles = reinterpret_cast<int32_t*>(host + layout.tiles);
+  auto* num_tiles = reinterpret_cast<int32_t*>(host + layout.num_tiles);
+  auto* normalize = reinterpret_cast<uint8_t*>(host + layout.normalize);
+  std::memcpy(ids, batch.input_ids.data(), tokens * sizeof(int32_t));
+  std::fill_n(ids + tokens, pad_tokens, pad_id);
+  std::memcpy(types, batch.token_type_ids.data(), tokens * sizeof(int32_t));
+  std::fill_n(types + tokens, pad_tokens, 0);
+  std::memcpy(positions, batch.position_ids.data(), tokens * sizeof(int32_t));
+  std::fill_n(positions + tokens, pad_tokens, 0);
+  // Padding tokens belong to no sequence; padding sequence slots are empty.
+  std::memcpy(cu, batch.cu_seqlens.data(), (sequences + 1) * sizeof(int32_t));
+  std::fill_n(cu + sequences + 1, static_cast<size_t>(shape.sequences) - sequences,
+              static_cast<int32_t>(tokens));
+  *num_tiles = AppendAttentionTiles(batch.cu_seqlens.data(), static_cast<int>(sequences), tiles);
+  std::memcpy(normalize, batch.normalize.data(), sequences);
+  std::fill_n(normalize + sequences, static_cast<size_t>(shape.sequences) - sequences, 0);
+}
+
 Status CudaBackend::Embed(const Batch& batch, std::vector<float>* out) {
   if (!warmed_up_) return FailedPrecondition("Embed() before Warmup()");
   SLUICE_RETURN_IF_ERROR(Health());
   out->clear();
   if (batch.num_sequences() == 0 && batch.num_tokens() == 0) return Status::Ok();
-  if (batch.num_sequences() == 0) return InvalidArgument("batch has tokens but no cu_seqlens");
-  SLUICE_RETURN_IF_ERROR(CheckBatch(batch));
-  return RecordFailure(Forward(batch, out));
+  if (next_collect_ != next_ticket_) {
+    return FailedPrecondition("Embed() while submitted batches are uncollected");
+  }
+  SLUICE_ASSIGN_OR_RETURN(const uint64_t ticket, Submit(batch));
+  return Collect(ticket, out);
 }
 
-Status CudaBackend::Forward(const Batch& batch, std::vector<float>* out) {
+StatusOr<uint64_t> CudaBackend::Submit(const Batch& batch) {
+  if (!warmed_up_) return FailedPrecondition("Submit() before Warmup()");
+  SLUICE_RETURN_IF_ERROR(Health());
+  if (batch.num_sequences() == 0 && batch.num_tokens() == 0) {
+    return InvalidArgument("empty batch: nothing to submit");
+  }
+  if (batch.num_sequences() == 0) return InvalidArgument("batch has tokens but no cu_seqlens");
+  SLUICE_RETURN_IF_ERROR(CheckBatch(batch));
+  if (slots_[next_ticket_ % kSlots].busy) {
+    return FailedPrecondition(
+        fmt::format("{} batches already in flight; Collect() one first", kSlots));
+  }
+  uint64_t ticket = 0;
+  SLUICE_RETURN_IF_ERROR(RecordFailure(SubmitChecked(batch, &ticket)));
+  return ticket;
+}
+
+Status CudaBackend::SubmitChecked(const Batch& batch, uint64_t* ticket) {
   SLUICE_CUDA_RETURN_IF_ERROR(cudaSetDevice(options_.device));
-  const cudaStream_t stream = stream_.get();
-  const int tokens = static_cast<int>(batch.num_tokens());
-  const int sequences = static_cast<int>(batch.num_sequences());
+  Slot& slot = slots_[next_ticket_ % kSlots];
+  const CudaGraphExec* graph = nullptr;
+  const ForwardShape shape = ShapeFor(batch, &graph);
+  auto* host = static_cast<std::byte*>(slot.host_in.data());
+  Pack(batch, shape, host);
+
+  // Upload on the copy stream while the compute stream may still run the previous batch.
+  const cudaStream_t copy = copy_stream_.get();
+  const cudaStream_t compute = stream_.get();
+  SLUICE_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(slot.device_in.data(), host, shape.layout.bytes,
+                                              cudaMemcpyHostToDevice, copy));
+  SLUICE_RETURN_IF_ERROR(slot.uploaded.Record(copy));
+  SLUICE_CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(compute, slot.uploaded.get(), 0));
+  SLUICE_RETURN_IF_ERROR(slot.start.Record(compute));
+  // Graphs read their inputs at fixed addresses: one short device copy puts them there.
+  SLUICE_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(inputs_, slot.device_in.data(), shape.layout.bytes,
+                                              cudaMemcpyDeviceToDevice, compute));
+  if (graph != nullptr) {
+    SLUICE_RETURN_IF_ERROR(graph->Launch(compute));
+  } else {
+    SLUICE_RETURN_IF_ERROR(EnqueueForward(shape, compute));
+  }
+  const size_t pooled_bytes = batch.num_sequences() * config_.hidden_size * sizeof(float);
+  SLUICE_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(slot.host_out.data(), pooled_, pooled_bytes,
+                                              cudaMemcpyDeviceToHost, compute));
+  SLUICE_RETURN_IF_ERROR(slot.stop.Record(compute));
+  SLUICE_RETURN_IF_ERROR(slot.done.Record(compute));
+  slot.busy = true;
+  slot.sequences = batch.num_sequences();
+  *ticket = next_ticket_++;
+  return Status::Ok();
+}
+
+Status CudaBackend::Collect(uint64_t ticket, std::vector<float>* out) {
+  if (ticket != next_collect_ || next_collect_ == next_ticket_) {
+    return InvalidArgument(fmt::format("ticket {} is not the oldest uncollected one", ticket));
+  }
+  return RecordFailure(CollectChecked(ticket, out));
+}
+
+Status CudaBackend::CollectChecked(uint64_t ticket, std::vector<float>* out) {
+  Slot& slot = slots_[ticket % kSlots];
+  // Whatever happens, the ticket is spent and its slot free again.
+  slot.busy = false;
+  ++next_collect_;
+  SLUICE_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(slot.done.get()));
+  SLUICE_ASSIGN_OR_RETURN(last_forward_ms_, slot.stop.ElapsedMsSince(slot.start));
+  const auto* pooled = static_cast<const float*>(slot.host_out.data());
+  out->assign(pooled, pooled + slot.sequences * config_.hidden_size);
+  return Status::Ok();
+}
+
+Status CudaBackend::EnqueueForward(const ForwardShape& shape, cudaStream_t stream) {
+  const int tokens = shape.tokens;
   const int h = config_.hidden_size;
   const CudaDType dtype = options_.dtype;
-  int max_seqlen = 0;
-  for (int i = 0; i < sequences; ++i) {
-    max_seqlen = std::max(max_seqlen, batch.cu_seqlens[i + 1] - batch.cu_seqlens[i]);
-  }
-
-  // One upload for every per-batch input.
-  const InputLayout layout(static_cast<size_t>(tokens), static_cast<size_t>(sequences));
-  auto* host = static_cast<std::byte*>(host_inputs_.data());
-  const size_t id_bytes = static_cast<size_t>(tokens) * sizeof(int32_t);
-  std::memcpy(host, batch.input_ids.data(), id_bytes);
-  std::memcpy(host + layout.types, batch.token_type_ids.data(), id_bytes);
-  std::memcpy(host + layout.positions, batch.position_ids.data(), id_bytes);
-  std::memcpy(host + layout.cu_seqlens, batch.cu_seqlens.data(),
-              (static_cast<size_t>(sequences) + 1) * sizeof(int32_t));
-  std::memcpy(host + layout.normalize, batch.normalize.data(), static_cast<size_t>(sequences));
-  SLUICE_CUDA_RETURN_IF_ERROR(
-      cudaMemcpyAsync(inputs_, host, layout.bytes, cudaMemcpyHostToDevice, stream));
+  const InputLayout& layout = shape.layout;
   const auto* ids = reinterpret_cast<const int32_t*>(inputs_);
   const auto* types = reinterpret_cast<const int32_t*>(inputs_ + layout.types);
   const auto* positions = reinterpret_cast<const int32_t*>(inputs_ + layout.positions);
@@ -304,14 +507,17 @@ Status CudaBackend::Forward(const Batch& batch, std::vector<float>* out) {
 
   AttentionArgs attention;
   attention.dtype = dtype;
-  attention.num_sequences = sequences;
-  attention.max_seqlen = max_seqlen;
+  attention.num_sequences = shape.sequences;
+  attention.max_seqlen = static_cast<int>(limits_.max_sequence_length);
   attention.num_heads = config_.num_heads;
   attention.head_dim = config_.head_dim();
   attention.qkv = scratch_;
   attention.cu_seqlens = cu_seqlens;
   attention.scale = 1.0f / std::sqrt(static_cast<float>(config_.head_dim()));
   attention.out = context_;
+  attention.tiles = reinterpret_cast<const int32_t*>(inputs_ + layout.tiles);
+  attention.num_tiles = reinterpret_cast<const int32_t*>(inputs_ + layout.num_tiles);
+  attention.max_tiles = shape.max_tiles;
 
   const int inter = config_.intermediate_size;
   for (const DeviceLayerWeights& layer : weights_.layers) {
@@ -331,21 +537,13 @@ Status CudaBackend::Forward(const Batch& batch, std::vector<float>* out) {
   PoolingArgs pool;
   pool.dtype = dtype;
   pool.pooling = pooling_;
-  pool.num_sequences = sequences;
+  pool.num_sequences = shape.sequences;
   pool.hidden = h;
   pool.states = hidden_;
   pool.cu_seqlens = cu_seqlens;
   pool.normalize = normalize;
   pool.out = pooled_;
-  SLUICE_RETURN_IF_ERROR(PoolAndNormalize(pool, stream));
-
-  const size_t pooled_bytes = static_cast<size_t>(sequences) * h * sizeof(float);
-  SLUICE_CUDA_RETURN_IF_ERROR(
-      cudaMemcpyAsync(host_pooled_.data(), pooled_, pooled_bytes, cudaMemcpyDeviceToHost, stream));
-  SLUICE_RETURN_IF_ERROR(stream_.Synchronize());
-  const auto* pooled = static_cast<const float*>(host_pooled_.data());
-  out->assign(pooled, pooled + static_cast<size_t>(sequences) * h);
-  return Status::Ok();
+  return PoolAndNormalize(pool, stream);
 }
 
 }  // namespace sluice::cuda

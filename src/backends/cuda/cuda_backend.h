@@ -1,11 +1,16 @@
 // CudaBackend: an encoder (BERT family) on one GPU. Weights live on the device in fp16 or bf16
 // (Q/K/V fused); a forward pass is cuBLASLt GEMMs with fused epilogues plus fused kernels for
-// embedding+LayerNorm, residual+LayerNorm, padding-free attention and pooling, all enqueued on
-// one stream; pooled vectors come back through pinned memory.
+// embedding+LayerNorm, residual+LayerNorm, padding-free attention and pooling.
+//
+// Small batches are padded to a token-count bucket whose whole forward pass was captured as a
+// CUDA graph at Warmup() (one launch per batch); larger ones run eagerly on their own shape.
+// Two input/output slots with pinned host buffers, a copy stream and a compute stream let the
+// host pack and upload batch N+1 while the GPU runs batch N (Submit/Collect).
 //
 // Thread-safety: as Backend. Health() may be called from any thread.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -30,6 +35,10 @@ struct CudaBackendOptions {
   CudaDType dtype = CudaDType::kF16;
   // Most device memory this backend may take (weights and workspaces); 0: what is free.
   size_t gpu_memory_limit = 0;
+  // Buckets up to this many tokens are captured as CUDA graphs at Warmup(); 0: no graphs.
+  size_t graph_max_tokens = 16384;
+  // Time a few cuBLASLt algorithms for each new GEMM shape and keep the fastest.
+  bool autotune_gemms = true;
 };
 
 class CudaBackend final : public Backend {
@@ -48,18 +57,64 @@ class CudaBackend final : public Backend {
   Status Health() const override;
   Status Warmup(const BatchLimits& limits) override;
   Status Embed(const Batch& batch, std::vector<float>* out) override;
+  int max_in_flight() const override { return kSlots; }
+  StatusOr<uint64_t> Submit(const Batch& batch) override;
+  Status Collect(uint64_t ticket, std::vector<float>* out) override;
 
   // Device memory taken so far (weights plus workspaces).
   size_t device_bytes_in_use() const { return arena_->in_use(); }
+  // Token counts of the buckets replayed from CUDA graphs (after Warmup()).
+  std::vector<int> graph_buckets() const;
+  // GPU time of the last collected forward pass (upload to pooled vectors), from CUDA events.
+  float last_forward_ms() const { return last_forward_ms_; }
 
  private:
+  static constexpr int kSlots = 2;
+
+  // Byte offsets of one forward pass's inputs in one contiguous upload.
+  struct InputLayout {
+    size_t types = 0, positions = 0, cu_seqlens = 0, tiles = 0, num_tiles = 0, normalize = 0,
+           bytes = 0;
+    InputLayout() = default;
+    InputLayout(size_t tokens, size_t sequences, size_t max_tiles);
+  };
+  // The shape a forward pass is enqueued with: padded tokens, sequence slots, attention tiles.
+  struct ForwardShape {
+    int tokens = 0;
+    int sequences = 0;
+    int max_tiles = 0;
+    InputLayout layout;
+  };
+  struct Bucket {
+    ForwardShape shape;
+    CudaGraphExec graph;
+  };
+  // Pinned and device staging for one batch in flight.
+  struct Slot {
+    PinnedHostBuffer host_in;
+    DeviceBuffer device_in;
+    PinnedHostBuffer host_out;
+    CudaEvent uploaded, done, start, stop;
+    bool busy = false;
+    size_t sequences = 0;
+  };
+
   CudaBackend(const EncoderConfig& config, Pooling pooling, const CudaBackendOptions& options)
       : config_(config), pooling_(pooling), options_(options) {}
 
   Status CheckBatch(const Batch& batch) const;
   Status AllocateWorkspaces(const BatchLimits& limits);
-  // Enqueues the whole forward pass for a checked batch and waits for the pooled vectors.
-  Status Forward(const Batch& batch, std::vector<float>* out);
+  ForwardShape MakeShape(int tokens, int sequences, int max_tiles) const;
+  // The padded shape `batch` runs with, and the graph to replay (nullptr: eager).
+  ForwardShape ShapeFor(const Batch& batch, const CudaGraphExec** graph) const;
+  // Writes `batch` padded to `shape` into `host` at shape.layout.
+  void Pack(const Batch& batch, const ForwardShape& shape, std::byte* host) const;
+  // Enqueues the forward pass over the inputs at `shape` in inputs_, pooled vectors to pooled_.
+  Status EnqueueForward(const ForwardShape& shape, cudaStream_t stream);
+  // Runs every graph bucket once eagerly (planning and tuning its GEMMs), then captures it.
+  Status CaptureGraphs();
+  Status SubmitChecked(const Batch& batch, uint64_t* ticket);
+  Status CollectChecked(uint64_t ticket, std::vector<float>* out);
   // Device failures make the backend unhealthy for good; its context may be unusable.
   Status RecordFailure(Status status);
 
@@ -69,7 +124,8 @@ class CudaBackend final : public Backend {
 
   // Declared first so that every buffer below is returned to it before it goes.
   std::unique_ptr<DeviceArena> arena_;
-  CudaStream stream_;
+  CudaStream stream_;       // compute
+  CudaStream copy_stream_;  // uploads
   CublasLtHandle lt_handle_;
   DeviceWeights weights_;
   DeviceBuffer gemm_workspace_;
@@ -83,10 +139,13 @@ class CudaBackend final : public Backend {
   void* scratch_ = nullptr;      // [tokens, max(3 * hidden, intermediate)]: QKV, then FFN inner
   void* context_ = nullptr;      // [tokens, hidden]: attention output
   void* proj_ = nullptr;         // [tokens, hidden]: output projections before the residual
-  std::byte* inputs_ = nullptr;  // ids, types, positions, cu_seqlens, normalize flags
+  std::byte* inputs_ = nullptr;  // the current forward pass's inputs (InputLayout)
   float* pooled_ = nullptr;      // [sequences, hidden]
-  PinnedHostBuffer host_inputs_;
-  PinnedHostBuffer host_pooled_;
+  std::vector<Bucket> buckets_;  // ascending token counts; graphs captured at Warmup()
+  std::array<Slot, kSlots> slots_;
+  uint64_t next_ticket_ = 0;   // ticket of the next Submit(); its slot is ticket % kSlots
+  uint64_t next_collect_ = 0;  // oldest uncollected ticket
+  float last_forward_ms_ = 0.0f;
 
   mutable std::mutex health_mutex_;
   Status health_;  // GUARDED_BY(health_mutex_)

@@ -59,6 +59,37 @@ StatusOr<float> CudaEvent::ElapsedMsSince(const CudaEvent& start) const {
   return ms;
 }
 
+StatusOr<CudaGraphExec> CudaGraphExec::EndCapture(cudaStream_t stream, Status capture_status) {
+  cudaGraph_t graph = nullptr;
+  const cudaError_t end = cudaStreamEndCapture(stream, &graph);
+  if (!capture_status.ok() || end != cudaSuccess) {
+    if (graph != nullptr) static_cast<void>(cudaGraphDestroy(graph));
+    SLUICE_RETURN_IF_ERROR(capture_status);
+    return CudaStatus(end, "cudaStreamEndCapture");
+  }
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t made = cudaGraphInstantiate(&exec, graph, 0);
+  static_cast<void>(cudaGraphDestroy(graph));
+  SLUICE_CUDA_RETURN_IF_ERROR(made);
+  return CudaGraphExec(exec);
+}
+
+CudaGraphExec& CudaGraphExec::operator=(CudaGraphExec&& other) noexcept {
+  if (this != &other) {
+    if (exec_ != nullptr) static_cast<void>(cudaGraphExecDestroy(exec_));
+    exec_ = TakeHandle(other.exec_);
+  }
+  return *this;
+}
+
+CudaGraphExec::~CudaGraphExec() {
+  if (exec_ != nullptr) static_cast<void>(cudaGraphExecDestroy(exec_));
+}
+
+Status CudaGraphExec::Launch(cudaStream_t stream) const {
+  return CudaStatus(cudaGraphLaunch(exec_, stream), "cudaGraphLaunch");
+}
+
 StatusOr<CublasLtHandle> CublasLtHandle::Create() {
   cublasLtHandle_t handle = nullptr;
   SLUICE_CUBLAS_RETURN_IF_ERROR(cublasLtCreate(&handle));

@@ -60,6 +60,27 @@ class CudaEvent {
   cudaEvent_t event_ = nullptr;
 };
 
+// An instantiated CUDA graph: a captured forward pass replayed with one launch.
+class CudaGraphExec {
+ public:
+  // Ends the capture under way on `stream` and instantiates what it recorded. The capture is
+  // ended (and discarded) even when `capture_status` is an error, which is then returned.
+  static StatusOr<CudaGraphExec> EndCapture(cudaStream_t stream, Status capture_status);
+  CudaGraphExec() = default;
+  CudaGraphExec(CudaGraphExec&& other) noexcept : exec_(TakeHandle(other.exec_)) {}
+  CudaGraphExec& operator=(CudaGraphExec&& other) noexcept;
+  CudaGraphExec(const CudaGraphExec&) = delete;
+  CudaGraphExec& operator=(const CudaGraphExec&) = delete;
+  ~CudaGraphExec();
+
+  bool valid() const { return exec_ != nullptr; }
+  Status Launch(cudaStream_t stream) const;
+
+ private:
+  explicit CudaGraphExec(cudaGraphExec_t exec) : exec_(exec) {}
+  cudaGraphExec_t exec_ = nullptr;
+};
+
 class CublasLtHandle {
  public:
   static StatusOr<CublasLtHandle> Create();

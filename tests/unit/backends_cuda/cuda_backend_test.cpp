@@ -3,6 +3,7 @@
 #include "backends/cuda/cuda_backend.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -474,6 +475,110 @@ TEST(CudaBackendEmbedTest, BadInputIsInvalidArgumentAndLeavesTheBackendHealthy) 
   EXPECT_EQ(out.size(), 2u * 64u);
   EXPECT_TRUE(b.Embed(Batch{}, &out).ok());
   EXPECT_TRUE(out.empty());
+}
+
+// Graph buckets pad batches with tokens of no sequence and with empty sequence slots; the
+// vectors must be those of the eager, unpadded forward pass.
+TEST(CudaBackendGraphTest, GraphReplayMatchesEagerForEveryBucketBoundary) {
+  SLUICE_SKIP_WITHOUT_GPU();
+  const EncoderConfig config = BertLike();
+  const uint32_t seed = testing::FreshSeed();
+  SCOPED_TRACE(fmt::format("seed {}", seed));
+  RandomModel model(config, DType::kF32, seed);
+  CudaBackendOptions eager_options;
+  eager_options.graph_max_tokens = 0;
+  auto graphs = CudaBackend::Create(config, model.weights(), Pooling::kMean, {});
+  auto eager = CudaBackend::Create(config, model.weights(), Pooling::kMean, eager_options);
+  ASSERT_TRUE(graphs.ok() && eager.ok());
+  ASSERT_TRUE((*graphs)->Warmup(SmallLimits()).ok());
+  ASSERT_TRUE((*eager)->Warmup(SmallLimits()).ok());
+  EXPECT_EQ((*graphs)->graph_buckets(), (std::vector<int>{64, 96, 128, 192, 256, 384, 512}));
+  EXPECT_TRUE((*eager)->graph_buckets().empty());
+
+  std::mt19937 rng(seed);
+  // Token counts at and just past bucket edges (64, 65, 96, 97, 192, 193), all slots full.
+  const std::vector<std::vector<int>> batches = {
+      {1},
+      {64},
+      {65},
+      {70, 26},
+      {33, 64},
+      {1, 1, 1, 1, 1, 1, 1, 1},
+      {70, 70, 52},
+      {70, 70, 53},
+      {3, 66, 64},
+      {70, 70, 70, 70, 70, 70, 70, 22},
+      std::vector<int>(16, 2),
+  };
+  for (const auto& lengths : batches) {
+    SCOPED_TRACE(fmt::format("lengths {}", fmt::join(lengths, ",")));
+    const Batch batch = MakeBatch(config, lengths, rng);
+    std::vector<float> from_graph(1, NAN), from_eager;
+    const Status from_graph_status = (*graphs)->Embed(batch, &from_graph);
+    ASSERT_TRUE(from_graph_status.ok()) << from_graph_status.ToString();
+    const Status from_eager_status = (*eager)->Embed(batch, &from_eager);
+    ASSERT_TRUE(from_eager_status.ok()) << from_eager_status.ToString();
+    ASSERT_EQ(from_graph.size(), from_eager.size());
+    for (float v : from_graph) ASSERT_TRUE(std::isfinite(v));
+    EXPECT_LT(RelativeError(std::vector<double>(from_graph.begin(), from_graph.end()),
+                            std::vector<double>(from_eager.begin(), from_eager.end())),
+              2e-3);
+  }
+  EXPECT_GT((*graphs)->last_forward_ms(), 0.0f);
+}
+
+TEST(CudaBackendPipelineTest, SubmitCollectOverlapsAndKeepsResultsInOrder) {
+  SLUICE_SKIP_WITHOUT_GPU();
+  const EncoderConfig config = BertLike();
+  const uint32_t seed = testing::FreshSeed();
+  SCOPED_TRACE(fmt::format("seed {}", seed));
+  RandomModel model(config, DType::kF32, seed);
+  auto backend = CudaBackend::Create(config, model.weights(), Pooling::kMean, {});
+  ASSERT_TRUE(backend.ok());
+  CudaBackend& b = **backend;
+  std::vector<float> out;
+  std::mt19937 rng(seed);
+  EXPECT_EQ(b.Submit(MakeBatch(config, {3}, rng)).status().code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(b.Warmup(SmallLimits()).ok());
+  EXPECT_EQ(b.max_in_flight(), 2);
+
+  // Reference vectors one batch at a time, over several buckets.
+  std::vector<Batch> batches;
+  std::vector<std::vector<float>> expected;
+  for (int i = 0; i < 9; ++i) {
+    std::vector<int> lengths;
+    for (int s = 0; s <= i % 4; ++s) lengths.push_back(1 + int(rng() % 70));
+    batches.push_back(MakeBatch(config, lengths, rng));
+    expected.emplace_back();
+    ASSERT_TRUE(b.Embed(batches.back(), &expected.back()).ok());
+  }
+
+  // Two in flight at every step: submit i + 1 before collecting i.
+  StatusOr<uint64_t> first = b.Submit(batches[0]);
+  ASSERT_TRUE(first.ok());
+  std::vector<uint64_t> tickets = {*first};
+  for (size_t i = 0; i < batches.size(); ++i) {
+    if (i + 1 < batches.size()) {
+      StatusOr<uint64_t> next = b.Submit(batches[i + 1]);
+      ASSERT_TRUE(next.ok()) << next.status().ToString();
+      tickets.push_back(*next);
+      if (i == 0) {
+        // A third batch, Embed() and an out-of-order Collect() are refused while two are out.
+        EXPECT_EQ(b.Submit(batches[2]).status().code(), StatusCode::kFailedPrecondition);
+        EXPECT_EQ(b.Embed(batches[2], &out).code(), StatusCode::kFailedPrecondition);
+        EXPECT_EQ(b.Collect(tickets[1], &out).code(), StatusCode::kInvalidArgument);
+      }
+    }
+    ASSERT_TRUE(b.Collect(tickets[i], &out).ok());
+    SCOPED_TRACE(fmt::format("batch {}", i));
+    ASSERT_EQ(out.size(), expected[i].size());
+    EXPECT_LT(RelativeError(std::vector<double>(out.begin(), out.end()),
+                            std::vector<double>(expected[i].begin(), expected[i].end())),
+              1e-6);
+  }
+  EXPECT_EQ(b.Collect(tickets.back(), &out).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(b.Submit(Batch{}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(b.Health().ok());
 }
 
 }  // namespace
