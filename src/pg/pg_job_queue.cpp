@@ -251,8 +251,11 @@ StatusOr<std::vector<int64_t>> PgJobQueue::Heartbeat(std::string_view worker_id,
   return held;
 }
 
-StatusOr<bool> PgJobQueue::Complete(int64_t id, int32_t attempt,
-                                    const std::vector<std::vector<float>>& result) {
+namespace {
+
+// The parameters of kComplete; InvalidArgument for an empty or ragged result.
+StatusOr<PgParams> CompleteParams(int64_t id, int32_t attempt,
+                                  const std::vector<std::vector<float>>& result) {
   if (result.empty()) return InvalidArgument("a job result needs at least one vector");
   size_t dim = result.front().size();
   if (dim == 0) return InvalidArgument("a job result vector must not be empty");
@@ -265,12 +268,34 @@ StatusOr<bool> PgJobQueue::Complete(int64_t id, int32_t attempt,
     }
     AppendFloats(v, bytes);
   }
+  PgParams params;
+  params.Int64(id).Int32(attempt).Bytea(bytes).Int32(static_cast<int32_t>(dim));
+  return params;
+}
+
+}  // namespace
+
+StatusOr<bool> PgJobQueue::Complete(int64_t id, int32_t attempt,
+                                    const std::vector<std::vector<float>>& result) {
+  SLUICE_ASSIGN_OR_RETURN(PgParams params, CompleteParams(id, attempt, result));
   SLUICE_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
-  SLUICE_ASSIGN_OR_RETURN(
-      PgResult r,
-      conn->ExecutePrepared(kComplete, PgParams().Int64(id).Int32(attempt).Bytea(bytes).Int32(
-                                           static_cast<int32_t>(dim))));
+  SLUICE_ASSIGN_OR_RETURN(PgResult r, conn->ExecutePrepared(kComplete, params));
   return r.affected_rows() == 1;
+}
+
+StatusOr<std::vector<bool>> PgJobQueue::CompleteMany(std::span<const Completion> completions) {
+  std::vector<PgCommand> commands;
+  commands.reserve(completions.size());
+  for (const Completion& c : completions) {
+    SLUICE_ASSIGN_OR_RETURN(PgParams params, CompleteParams(c.id, c.attempt, c.result));
+    commands.push_back(PgCommand{&kComplete, std::move(params)});
+  }
+  std::vector<bool> won;
+  if (commands.empty()) return won;
+  SLUICE_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
+  SLUICE_ASSIGN_OR_RETURN(std::vector<PgResult> results, conn->ExecutePipeline(commands));
+  for (const PgResult& r : results) won.push_back(r.affected_rows() == 1);
+  return won;
 }
 
 StatusOr<FailOutcome> PgJobQueue::Fail(int64_t id, int32_t attempt, std::string_view error,

@@ -100,6 +100,14 @@ class PgJobQueue {
   // cancelled, or already finished). InvalidArgument for vectors of unequal or zero size.
   StatusOr<bool> Complete(int64_t id, int32_t attempt,
                           const std::vector<std::vector<float>>& result);
+  // Complete for a whole batch in one round trip (pipelined); won[i] answers completions[i].
+  // Each row keeps its own guard: a lost one does not stop the others.
+  struct Completion {
+    int64_t id = 0;
+    int32_t attempt = 0;
+    std::vector<std::vector<float>> result;
+  };
+  StatusOr<std::vector<bool>> CompleteMany(std::span<const Completion> completions);
   // Records a failed attempt: retried with backoff, or 'dead' after max_attempts, or 'failed'
   // at once when `permanent` (retrying cannot help, e.g. an input over the model's limit).
   StatusOr<FailOutcome> Fail(int64_t id, int32_t attempt, std::string_view error,

@@ -174,6 +174,33 @@ TEST_F(PgJobQueueTest, CompleteStoresVectorsAndGuardsTheAttempt) {
   EXPECT_EQ(Query("SELECT length(result) || '/' || result_dim FROM sluice.jobs"), "24/3");
 }
 
+TEST_F(PgJobQueueTest, CompleteManyGuardsEachJob) {
+  int64_t a = MustEnqueue({"a"});
+  int64_t b = MustEnqueue({"b"});
+  int64_t c = MustEnqueue({"c"});
+  std::vector<ClaimedJob> jobs = queue_->Claim("w", 3, milliseconds(30000)).value();
+  ASSERT_EQ(jobs.size(), 3u);
+  SLUICE_ASSERT_OK(queue_->Cancel(b));
+  std::vector<PgJobQueue::Completion> batch = {
+      {a, jobs[0].attempt, {{1.0f, 2.0f}}},
+      {b, jobs[1].attempt, {{3.0f, 4.0f}}},      // cancelled meanwhile: loses
+      {c, jobs[2].attempt + 5, {{5.0f, 6.0f}}},  // wrong attempt: loses
+  };
+  StatusOr<std::vector<bool>> won = queue_->CompleteMany(batch);
+  ASSERT_TRUE(won.ok()) << won.status().ToString();
+  EXPECT_EQ(*won, (std::vector<bool>{true, false, false}));
+  EXPECT_EQ(queue_->Get(a)->result, (std::vector<std::vector<float>>{{1.0f, 2.0f}}));
+  EXPECT_EQ(queue_->Get(b)->status, JobStatus::kCancelled);
+  EXPECT_EQ(queue_->Get(c)->status, JobStatus::kProcessing);
+
+  // A bad result anywhere is refused before anything is written.
+  std::vector<PgJobQueue::Completion> bad = {{c, jobs[2].attempt, {{1.0f}}},
+                                             {a, jobs[0].attempt, {}}};
+  EXPECT_EQ(queue_->CompleteMany(bad).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(queue_->Get(c)->status, JobStatus::kProcessing);
+  EXPECT_TRUE(queue_->CompleteMany({})->empty());
+}
+
 TEST_F(PgJobQueueTest, CompleteRejectsRaggedResult) {
   int64_t id = MustEnqueue({"a", "b"});
   ClaimedJob job = queue_->Claim("w", 1, milliseconds(30000))->at(0);
