@@ -156,7 +156,11 @@ bool IsWordChar(char32_t cp) {
   }
 }
 
-int CombiningClass(char32_t cp) { return cp < 0x300 ? 0 : Property(cp)->combining_class; }
+int CombiningClass(char32_t cp) {
+  if (cp < 0x300) return 0;
+  int ccc = Property(cp)->combining_class;
+  return ccc != 0 && compat::NoCombiningClass(cp) ? 0 : ccc;
+}
 
 void AppendLowercase(char32_t cp, std::string* out) {
   if (cp < 0x80) {

@@ -69,6 +69,19 @@ constexpr Range kNotOther[] = {
     {0x13430, 0x1343F},
 };
 
+// A combining class in Unicode 15.0, a starter to the normalization of `tokenizers`.
+constexpr Range kNoCombiningClass[] = {
+    {0x7FD, 0x7FD},     {0x898, 0x89F},     {0x8CA, 0x8D3},     {0x9FE, 0x9FE},
+    {0xC3C, 0xC3C},     {0xD3B, 0xD3C},     {0xEBA, 0xEBA},     {0x1715, 0x1715},
+    {0x1ABF, 0x1ACE},   {0x1DF6, 0x1DFA},   {0xA82C, 0xA82C},   {0x10D24, 0x10D27},
+    {0x10EAB, 0x10EAC}, {0x10EFD, 0x10EFF}, {0x10F46, 0x10F50}, {0x10F82, 0x10F85},
+    {0x11070, 0x11070}, {0x1133B, 0x1133B}, {0x1145E, 0x1145E}, {0x11839, 0x1183A},
+    {0x1193D, 0x1193E}, {0x11943, 0x11943}, {0x119E0, 0x119E0}, {0x11A34, 0x11A34},
+    {0x11A47, 0x11A47}, {0x11A99, 0x11A99}, {0x11D42, 0x11D42}, {0x11D44, 0x11D45},
+    {0x11D97, 0x11D97}, {0x11F41, 0x11F42}, {0x16FF0, 0x16FF1}, {0x1E08F, 0x1E08F},
+    {0x1E130, 0x1E136}, {0x1E2AE, 0x1E2AE}, {0x1E2EC, 0x1E2EF}, {0x1E4EC, 0x1E4EF},
+};
+
 // Lowercase mappings added in Unicode 16: first..last map to cp + delta.
 struct CaseRange {
   char32_t first;
@@ -97,6 +110,7 @@ bool ExtraPunctuation(char32_t cp) { return InRanges(kExtraPunctuation, cp); }
 bool NotNonspacingMark(char32_t cp) { return InRanges(kNotNonspacingMark, cp); }
 bool ExtraNonspacingMark(char32_t cp) { return InRanges(kExtraNonspacingMark, cp); }
 bool NotOther(char32_t cp) { return InRanges(kNotOther, cp); }
+bool NoCombiningClass(char32_t cp) { return InRanges(kNoCombiningClass, cp); }
 
 bool NoDecomposition(char32_t cp) {
   // Its decomposition (U+11935 U+11930) came with Unicode 13.

@@ -14,6 +14,8 @@ bool NotNonspacingMark(char32_t cp);
 bool ExtraNonspacingMark(char32_t cp);
 // Cf to utf8proc but kept by the clean-up of `tokenizers`.
 bool NotOther(char32_t cp);
+// Has a canonical combining class in Unicode 15.0 but is a starter to `tokenizers`.
+bool NoCombiningClass(char32_t cp);
 // Has a canonical decomposition in Unicode 15.0 that `tokenizers` does not apply.
 bool NoDecomposition(char32_t cp);
 // The lowercase of `cp` in Unicode 16 where utf8proc has none, else 0.
