@@ -178,7 +178,14 @@ void AddTokenizeCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--model", args->model_dir, "Model directory holding tokenizer.json")->required();
   cmd->add_option("--max-length", args->max_length,
                   "Truncate each result (special tokens included) to N ids; default: no "
-                  "truncation");
+                  "truncation")
+      ->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            bool digits =
+                !value.empty() && value.find_first_not_of("0123456789") == std::string::npos;
+            return digits ? "" : "must be a positive integer";
+          },
+          "N"));
   cmd->add_flag("--jsonl", args->jsonl,
                 "Each input line is a JSON string (texts may then hold newlines)");
   cmd->callback([args, exit_code] {
