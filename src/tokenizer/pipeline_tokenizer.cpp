@@ -67,7 +67,11 @@ StatusOr<Encoding> PipelineTokenizer::Encode(std::string_view text,
     }
     budget = *options.max_length - num_special;
   } else if (options.limit > 0) {
-    budget = options.limit > num_special ? options.limit - num_special : 0;
+    if (options.limit < num_special) {
+      return TooLarge("the limit of " + std::to_string(options.limit) +
+                      " tokens leaves no room for the special tokens");
+    }
+    budget = options.limit - num_special;
   }
   // Right truncation and the limit only need to know that the budget is exceeded; left
   // truncation keeps the end, so everything is encoded.

@@ -107,6 +107,11 @@ TEST_F(MiniLmTokenizerTest, LimitRefusesLongTextsWithoutMaxLength) {
   options.limit = 12;
   EXPECT_TRUE(tokenizer_->Encode(kFox, options).ok());
 
+  options.limit = 1;  // not even room for [CLS] and [SEP]
+  encoding = tokenizer_->Encode("", options);
+  ASSERT_FALSE(encoding.ok());
+  EXPECT_EQ(encoding.status().code(), StatusCode::kTooLarge);
+
   options.limit = 11;
   options.max_length = 5;  // truncation wins over the limit
   EXPECT_EQ(Ids(kFox, options), (std::vector<int32_t>{101, 1996, 4248, 2829, 102}));
