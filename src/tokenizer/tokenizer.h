@@ -42,9 +42,11 @@ class Tokenizer {
 
   virtual ~Tokenizer() = default;
 
-  // Encodes one UTF-8 text. InvalidArgument on invalid UTF-8.
+  // Encodes one UTF-8 text. InvalidArgument on invalid UTF-8 or a max_length below
+  // num_special_tokens_single(); TooLarge past options.limit.
   virtual StatusOr<Encoding> Encode(std::string_view text, const EncodeOptions& options) const = 0;
   // The text of `ids` (special tokens skipped), as HF's decode(skip_special_tokens=True).
+  // InvalidArgument for an id outside the vocabulary (HF skips those silently).
   virtual StatusOr<std::string> Decode(const std::vector<int32_t>& ids) const = 0;
 
   virtual size_t vocab_size() const = 0;
