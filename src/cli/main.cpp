@@ -11,12 +11,21 @@ int main(int argc, char** argv) {
   CLI::App app{"sluice: fast text embeddings next to PostgreSQL", "sluice"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string(sluice::VersionString()));
-  std::string log_level = "info";
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+  std::string log_level;
+  app.add_option("--log-level", log_level,
+                 "trace, debug, info, warn, error or off (default: info for services, warn for "
+                 "one-shot commands, whose stderr carries only errors)")
       ->envname("SLUICE_LOG_LEVEL");
 
   int exit_code = 0;
   app.parse_complete_callback([&] {
+    if (log_level.empty()) {
+      bool service = false;
+      for (const CLI::App* sub : app.get_subcommands()) {
+        service |= sub->get_name() == "serve" || sub->get_name() == "worker";
+      }
+      log_level = service ? "info" : "warn";
+    }
     sluice::Status s = sluice::InitLogging(log_level);
     if (!s.ok()) throw CLI::ValidationError("--log-level", s.message());
   });
