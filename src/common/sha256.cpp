@@ -27,6 +27,10 @@ Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
   Reset();
 }
 
+Sha256::Sha256(Uninitialized) : ctx_(EVP_MD_CTX_new()) {
+  SLUICE_CHECK(ctx_ != nullptr) << "EVP_MD_CTX_new failed";
+}
+
 Sha256::~Sha256() { EVP_MD_CTX_free(ctx_); }
 
 Sha256::Sha256(Sha256&& other) noexcept
@@ -69,6 +73,13 @@ void Sha256::Reset() {
   SLUICE_CHECK(ctx_ != nullptr) << "Sha256::Reset after move";
   SLUICE_CHECK(EVP_DigestInit_ex(ctx_, Sha256Md(), nullptr) == 1) << "EVP_DigestInit_ex failed";
   finished_ = false;
+}
+
+Sha256 Sha256::Clone() const {
+  SLUICE_CHECK(ctx_ != nullptr && !finished_) << "Sha256::Clone after Finish or move";
+  Sha256 copy{Uninitialized{}};
+  SLUICE_CHECK(EVP_MD_CTX_copy_ex(copy.ctx_, ctx_) == 1) << "EVP_MD_CTX_copy_ex failed";
+  return copy;
 }
 
 Sha256Digest Sha256Of(std::string_view bytes) {

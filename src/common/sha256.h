@@ -39,7 +39,14 @@ class Sha256 {
   // Starts over with an empty message, reusing the context.
   void Reset();
 
+  // Returns an independent copy of the running state, so that a shared prefix is hashed once
+  // and many messages continue from it. REQUIRES: Finish() has not been called.
+  Sha256 Clone() const;
+
  private:
+  struct Uninitialized {};
+  explicit Sha256(Uninitialized);
+
   evp_md_ctx_st* ctx_ = nullptr;  // owned; null only in a moved-from object
   bool finished_ = false;
 };

@@ -62,6 +62,19 @@ TEST(Sha256Test, MovedObjectKeepsState) {
   EXPECT_EQ(DigestToHex(c.Finish()), kVectors[0].hex);
 }
 
+TEST(Sha256Test, CloneContinuesIndependently) {
+  Sha256 prefix;
+  prefix.Update("ab");
+  Sha256 first = prefix.Clone();
+  Sha256 second = prefix.Clone();
+  first.Update("c");
+  second.Update("cdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq");
+  EXPECT_EQ(DigestToHex(first.Finish()), kVectors[1].hex);
+  EXPECT_EQ(DigestToHex(second.Finish()), kVectors[2].hex);
+  prefix.Update("c");  // the original is untouched by its clones
+  EXPECT_EQ(DigestToHex(prefix.Finish()), kVectors[1].hex);
+}
+
 TEST(Sha256DeathTest, UpdateAfterFinishIsABug) {
   Sha256 hash;
   (void)hash.Finish();
