@@ -1,5 +1,6 @@
 // LoadReport: what one run measured, and its two renderings (a table for people, JSON for
 // scripts). Latencies are nanoseconds from each request's intended send time to its response.
+// Thread-safety: plain values and pure functions.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,6 @@
 // LoadgenOptions: what one sluice-loadgen run does, and the checks that turn command-line
 // values into a runnable configuration (loopback targets only).
+// Thread-safety: plain values and pure functions.
 #pragma once
 
 #include <cstdint>
