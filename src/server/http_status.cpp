@@ -1,6 +1,6 @@
 #include "server/http_status.h"
 
-#include "server/json_writer.h"
+#include "common/json_writer.h"
 
 namespace sluice {
 
@@ -53,13 +53,18 @@ std::string_view ErrorTypeFor(int http_status) {
 HttpResponse ErrorResponse(int http_status, std::string_view code, std::string_view message) {
   HttpResponse r;
   r.status = http_status;
-  JsonWriter w;
-  w.BeginObject().Key("error").BeginObject();
-  w.Key("message").String(message);
-  w.Key("type").String(ErrorTypeFor(http_status));
-  w.Key("code").String(code);
-  w.EndObject().EndObject();
-  r.body = w.Take();
+  JsonWriter w(&r.body);
+  w.BeginObject();
+  w.Key("error");
+  w.BeginObject();
+  w.Key("message");
+  w.String(message);
+  w.Key("type");
+  w.String(ErrorTypeFor(http_status));
+  w.Key("code");
+  w.String(code);
+  w.EndObject();
+  w.EndObject();
   if (http_status == 429 || http_status == 503) r.headers.emplace_back("Retry-After", "1");
   return r;
 }
