@@ -142,11 +142,13 @@ void EmbeddingService::Embed(EmbedInputs inputs, const EmbedOptions& options,
                                      " for this model"));
     return;
   }
+  SteadyTime tokenize_start = SteadyClock::now();
   StatusOr<std::vector<Encoding>> encodings = Encode(inputs, options);
   if (!encodings.ok()) {
     release_and_done(encodings.status());
     return;
   }
+  if (options_.on_tokenized) options_.on_tokenized(SteadyClock::now() - tokenize_start, *encodings);
   size_t tokens = 0;
   for (const Encoding& e : *encodings) tokens += e.ids.size();
 

@@ -34,6 +34,10 @@ struct EmbeddingServiceOptions {
   // Whether vectors are L2-normalised unless the request says otherwise (the model's own
   // sentence-transformers Normalize module decides).
   bool normalize = true;
+  // Called after each request's inputs are tokenized, with the time it took (metrics); may be
+  // empty.
+  std::function<void(std::chrono::nanoseconds elapsed, const std::vector<Encoding>& encodings)>
+      on_tokenized;
 };
 
 // Per-request choices.

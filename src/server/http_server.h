@@ -8,10 +8,12 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "common/status.h"
+#include "server/http_message.h"
 #include "server/router.h"
 
 namespace sluice {
@@ -32,6 +34,8 @@ struct HttpServerOptions {
   size_t header_limit = 16 * 1024;         // request header bytes (431 beyond)
   // Stop gracefully on SIGINT and SIGTERM.
   bool handle_signals = false;
+  // Called on an I/O thread as each answer is written (metrics, access logs); may be empty.
+  std::function<void(const HttpRequest& request, int status)> on_response;
 };
 
 class HttpServer {

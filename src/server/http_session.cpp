@@ -249,6 +249,8 @@ void HttpSession::Send(HttpResponse response) {
                      response.status, ms, request_->request_id);
   }
 
+  if (server_->options.on_response) server_->options.on_response(*request_, response.status);
+
   stream_.expires_after(server_->options.body_timeout);
   http::async_write(stream_, *message,
                     [self = shared_from_this(), message](beast::error_code ec, size_t) {

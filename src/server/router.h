@@ -4,6 +4,7 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 
 #include "server/http_message.h"
 
@@ -13,6 +14,9 @@ class Router {
  public:
   // Registers `handler` for exact `path` and `method`. REQUIRES: not yet registered.
   void Handle(const std::string& method, const std::string& path, HttpHandler handler);
+
+  // Whether `path` is a registered route (for metrics labels that must stay bounded).
+  bool Has(std::string_view path) const { return routes_.find(path) != routes_.end(); }
 
   // Runs the matching handler, or answers 404 / 405 itself.
   void Dispatch(const HttpRequest& request, const Responder& respond) const;
