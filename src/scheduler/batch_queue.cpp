@@ -47,9 +47,13 @@ bool BatchQueue::ShouldClose(SteadyTime now) const {
 
 SteadyTime BatchQueue::NextWake() const {
   if (queue_.empty()) return SteadyTime::max();
-  SteadyTime wake = queue_.front().enqueued + policy_.max_queue_delay;
-  for (const QueuedSequence& s : queue_) wake = std::min(wake, s.task->deadline());
-  return wake;
+  return std::min(queue_.front().enqueued + policy_.max_queue_delay, NextDeadline());
+}
+
+SteadyTime BatchQueue::NextDeadline() const {
+  SteadyTime deadline = SteadyTime::max();
+  for (const QueuedSequence& s : queue_) deadline = std::min(deadline, s.task->deadline());
+  return deadline;
 }
 
 std::vector<QueuedSequence> BatchQueue::TakeBatch() {

@@ -49,6 +49,8 @@ class BatchQueue {
   // Push(): the oldest sequence's delay running out or the earliest deadline.
   // SteadyTime::max() when empty.
   SteadyTime NextWake() const;
+  // The earliest deadline of a queued sequence; SteadyTime::max() when empty.
+  SteadyTime NextDeadline() const;
 
   // Takes up to one batch: the oldest sequence first, then later ones in arrival order that
   // still fit the token and sequence budgets (a long sequence that does not fit is skipped, not

@@ -149,7 +149,9 @@ void DynamicBatcher::BatcherLoop() {
       continue;
     }
     // Sleep until new work, a freed replica slot, a batch's delay running out or a deadline.
-    SteadyTime wake = queue_.NextWake();
+    // With every replica full, a batch that is due cannot be placed anyway: only deadlines
+    // (and the replicas' notifications) matter, or the loop would spin.
+    SteadyTime wake = replica == nullptr ? queue_.NextDeadline() : queue_.NextWake();
     if (wake == SteadyTime::max()) {
       batcher_cv_.wait(lock);
     } else {

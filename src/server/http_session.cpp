@@ -291,9 +291,13 @@ void HttpSession::LingerClose() {
   // Closing with unread request bytes in the socket makes the kernel send a reset, which can
   // destroy the error answer before the client reads it. Stop sending, then discard what the
   // client still sends for a short while.
-  beast::error_code ignored;
-  stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  stream_.expires_after(std::chrono::seconds(2));
+  if (!lingering_) {
+    lingering_ = true;
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    // One deadline for the whole drain, so a client that keeps sending cannot hold it open.
+    stream_.expires_after(std::chrono::seconds(2));
+  }
   buffer_.clear();
   stream_.async_read_some(buffer_.prepare(64 * 1024),
                           [self = shared_from_this()](beast::error_code ec, size_t) {

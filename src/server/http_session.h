@@ -56,7 +56,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   bool keep_alive_ = true;
   bool busy_ = false;  // a request is being read, handled or answered
   bool closed_ = false;
-  bool linger_ = false;  // drain the client's unread bytes before closing
+  bool linger_ = false;     // drain the client's unread bytes before closing
+  bool lingering_ = false;  // the drain has started
   // Keeps Run() from returning while a handler elsewhere still owes this connection an answer.
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
 };

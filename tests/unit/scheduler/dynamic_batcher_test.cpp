@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <ctime>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -209,6 +210,32 @@ TEST(DynamicBatcherTest, ExpiredRequestIsAnsweredWithoutCompute) {
   echo.Release();
   EXPECT_TRUE(first_result.get().ok());
   EXPECT_FALSE(echo.SawId(777));
+}
+
+TEST(DynamicBatcherTest, DueBatchWithEveryReplicaBusyDoesNotSpin) {
+  EchoBackend echo;
+  DynamicBatcherOptions options;
+  options.policy.max_queue_delay = microseconds(0);
+  options.max_batches_per_replica = 1;
+  auto batcher = std::move(DynamicBatcher::Create(options, {&echo})).value();
+  echo.Hold();
+  EmbedTask first;
+  first.sequences.push_back(Seq(1, 2));
+  auto first_result = Submit(*batcher, std::move(first));
+  echo.WaitRunning(1);
+  EmbedTask waiting;
+  waiting.sequences.push_back(Seq(2, 2));
+  auto waiting_result = Submit(*batcher, std::move(waiting));
+  // The second batch is due but has no replica; the batcher thread must sleep meanwhile.
+  timespec cpu0, cpu1;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
+  std::this_thread::sleep_for(milliseconds(200));
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
+  double cpu_ms = (cpu1.tv_sec - cpu0.tv_sec) * 1e3 + (cpu1.tv_nsec - cpu0.tv_nsec) / 1e6;
+  EXPECT_LT(cpu_ms, 50.0);
+  echo.Release();
+  EXPECT_TRUE(first_result.get().ok());
+  EXPECT_TRUE(waiting_result.get().ok());
 }
 
 TEST(DynamicBatcherTest, CancelledRequestIsDroppedBeforeCompute) {
