@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
     if (!s.ok()) throw CLI::ValidationError("--log-level", s.message());
   });
   sluice::cli::AddEmbedCommand(app, &exit_code);
+  sluice::cli::AddMigrateCommand(app, &exit_code);
   sluice::cli::AddTokenizeCommand(app, &exit_code);
 
   try {

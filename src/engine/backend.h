@@ -6,7 +6,9 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -37,6 +39,31 @@ class Backend {
   // Runs the encoder over `batch` and writes batch.num_sequences() pooled vectors, row-major,
   // into `out` (resized). REQUIRES: batch within the limits given to Warmup().
   virtual Status Embed(const Batch& batch, std::vector<float>* out) = 0;
+
+  // Pipelined use, so that host work on the next batch overlaps device work on this one:
+  // Submit() checks and enqueues `batch` and returns a ticket; Collect() waits for that
+  // ticket's vectors (as Embed() writes them). Tickets are collected in submission order, and
+  // at most max_in_flight() are uncollected at a time (FailedPrecondition otherwise). Bad input
+  // fails Submit(); device errors may surface at Collect(). The defaults run Embed() in Submit().
+  virtual int max_in_flight() const { return 1; }
+  virtual StatusOr<uint64_t> Submit(const Batch& batch) {
+    if (pending_) return FailedPrecondition("Submit() with a ticket not yet collected");
+    SLUICE_RETURN_IF_ERROR(Embed(batch, &pending_out_));
+    pending_ = true;
+    return ++last_ticket_;
+  }
+  virtual Status Collect(uint64_t ticket, std::vector<float>* out) {
+    if (!pending_ || ticket != last_ticket_) return InvalidArgument("unknown or collected ticket");
+    pending_ = false;
+    *out = std::move(pending_out_);
+    return Status::Ok();
+  }
+
+ private:
+  // State of the default Submit()/Collect().
+  bool pending_ = false;
+  uint64_t last_ticket_ = 0;
+  std::vector<float> pending_out_;
 };
 
 }  // namespace sluice

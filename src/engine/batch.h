@@ -20,8 +20,10 @@ struct Batch {
   size_t num_sequences() const { return cu_seqlens.empty() ? 0 : cu_seqlens.size() - 1; }
   size_t num_tokens() const { return input_ids.size(); }
 
-  // Appends one sequence (position ids generated from 0).
+  // Appends one sequence; position ids are generated from 0, empty `type_ids` means all 0.
+  // REQUIRES: ids non-empty; type_ids empty or ids.size() long.
   void Add(const std::vector<int32_t>& ids, const std::vector<int32_t>& type_ids, bool norm);
+  // Empties the batch, keeping the vectors' capacity for the next one.
   void Clear();
 };
 

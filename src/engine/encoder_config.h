@@ -38,6 +38,8 @@ struct EncoderConfig {
   int position_offset = 0;
 
   int head_dim() const { return hidden_size / num_heads; }
+  // The longest sequence the position embeddings can index.
+  int max_sequence_length() const { return max_position_embeddings - position_offset; }
 
   // Validates an HF config and maps it to an encoder; InvalidArgument for unknown architectures,
   // activations or inconsistent sizes (hidden_size % num_heads != 0, ...).

@@ -16,7 +16,10 @@ enum class Pooling {
   kLastToken,    // the last token's state (decoder embedders)
 };
 
+// The canonical name: "cls", "mean", "max", "mean_sqrt_len", "last_token".
 std::string_view PoolingName(Pooling pooling);
-StatusOr<Pooling> ParsePooling(std::string_view name);  // "cls", "mean", "max", ...
+// Parses a canonical name or a sentence-transformers / TEI spelling ("mean_tokens",
+// "mean_sqrt_len_tokens", "lasttoken", ...), case-insensitively; InvalidArgument otherwise.
+StatusOr<Pooling> ParsePooling(std::string_view name);
 
 }  // namespace sluice

@@ -23,6 +23,11 @@ class WeightStore {
   // Headers are validated (offsets in bounds, sizes match dtype x shape, no overlap).
   static StatusOr<std::unique_ptr<WeightStore>> Open(const std::filesystem::path& dir);
 
+  // The safetensors files Open() maps for `dir`: model.safetensors, or the shards named by
+  // model.safetensors.index.json (sorted, each once). Same NotFound / InvalidArgument rules as
+  // Open(); the files themselves are not read.
+  static StatusOr<std::vector<std::filesystem::path>> WeightFiles(const std::filesystem::path& dir);
+
   ~WeightStore();
   WeightStore(const WeightStore&) = delete;
   WeightStore& operator=(const WeightStore&) = delete;

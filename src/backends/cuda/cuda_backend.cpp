@@ -1,0 +1,549 @@
+#include "backends/cuda/cuda_backend.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "backends/cuda/cuda_status.h"
+#include "backends/cuda/kernels/add_layernorm.cuh"
+#include "backends/cuda/kernels/attention.cuh"
+#include "backends/cuda/kernels/embedding_layernorm.cuh"
+#include "backends/cuda/kernels/pooling.cuh"
+
+namespace sluice::cuda {
+namespace {
+
+// cuBLASLt's recommended workspace for Hopper.
+constexpr size_t kGemmWorkspaceBytes = 32u << 20;
+// Attention's grid has one z-slice per sequence in its direct mode.
+constexpr size_t kMaxSequencesPerBatch = 65535;
+// Smallest graph bucket; below it a forward pass is launch-bound whatever its size.
+constexpr int kMinBucketTokens = 64;
+// Eager batches are padded to a multiple of this, which bounds the GEMM shapes to plan.
+constexpr int kEagerTokenStep = 256;
+
+GemmEpilogue FfnEpilogue(Activation activation) {
+  return activation == Activation::kRelu ? GemmEpilogue::kBiasRelu : GemmEpilogue::kBiasGelu;
+}
+
+size_t Align16(size_t bytes) { return (bytes + 15) / 16 * 16; }
+
+}  // namespace
+
+CudaBackend::InputLayout::InputLayout(size_t tokens, size_t sequences, size_t max_tiles) {
+  const size_t ids = Align16(tokens * sizeof(int32_t));
+  types = ids;
+  positions = types + ids;
+  cu_seqlens = positions + ids;
+  tiles = cu_seqlens + Align16((sequences + 1) * sizeof(int32_t));
+  num_tiles = tiles + Align16(2 * max_tiles * sizeof(int32_t));
+  normalize = num_tiles + 16;
+  bytes = normalize + sequences;
+}
+
+StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const EncoderConfig& config,
+                                                           const EncoderWeights& weights,
+                                                           Pooling pooling,
+                                                           const CudaBackendOptions& options) {
+  if (config.hidden_size <= 0 || config.num_heads <= 0 || config.num_layers <= 0 ||
+      config.intermediate_size <= 0 || config.vocab_size <= 0 ||
+      config.max_position_embeddings <= 0 || config.hidden_size % config.num_heads != 0) {
+    return InvalidArgument(fmt::format(
+        "inconsistent encoder config: hidden {} heads {} layers {} intermediate {}",
+        config.hidden_size, config.num_heads, config.num_layers, config.intermediate_size));
+  }
+  if (!FusedAttentionSupportsHeadDim(config.head_dim())) {
+    return Unimplemented(fmt::format("the CUDA backend has no attention kernel for head size {}",
+                                     config.head_dim()));
+  }
+  if (config.hidden_size > 8192 || config.hidden_size % 8 != 0) {
+    return Unimplemented(
+        fmt::format("the CUDA backend takes hidden sizes that are multiples "
+                    "of 8 up to 8192, not {}",
+                    config.hidden_size));
+  }
+  if (config.activation == Activation::kSilu) {
+    return Unimplemented("the CUDA backend has no SiLU feed-forward epilogue");
+  }
+
+  // Bad weights are the caller's error whether or not a GPU is present.
+  SLUICE_RETURN_IF_ERROR(DeviceWeights::Check(config, weights));
+
+  std::unique_ptr<CudaBackend> backend(new CudaBackend(config, pooling, options));
+  SLUICE_ASSIGN_OR_RETURN(backend->arena_,
+                          DeviceArena::Create(options.device, options.gpu_memory_limit));
+  SLUICE_ASSIGN_OR_RETURN(backend->stream_, CudaStream::Create());
+  SLUICE_ASSIGN_OR_RETURN(backend->copy_stream_, CudaStream::Create());
+  SLUICE_ASSIGN_OR_RETURN(backend->lt_handle_, CublasLtHandle::Create());
+  SLUICE_ASSIGN_OR_RETURN(backend->weights_,
+                          DeviceWeights::Upload(config, weights, options.dtype, *backend->arena_,
+                                                backend->stream_.get()));
+  SLUICE_ASSIGN_OR_RETURN(backend->gemm_workspace_, backend->arena_->Allocate(kGemmWorkspaceBytes));
+  SLUICE_ASSIGN_OR_RETURN(backend->gemm_,
+                          LtGemm::Create(backend->lt_handle_.get(), backend->gemm_workspace_.data(),
+                                         backend->gemm_workspace_.bytes()));
+  backend->gemm_->set_autotune(options.autotune_gemms);
+  for (Slot& slot : backend->slots_) {
+    SLUICE_ASSIGN_OR_RETURN(slot.uploaded, CudaEvent::Create(CudaEvent::Kind::kNoTiming));
+    SLUICE_ASSIGN_OR_RETURN(slot.done, CudaEvent::Create(CudaEvent::Kind::kNoTiming));
+    SLUICE_ASSIGN_OR_RETURN(slot.start, CudaEvent::Create());
+    SLUICE_ASSIGN_OR_RETURN(slot.stop, CudaEvent::Create());
+  }
+  return backend;
+}
+
+CudaBackend::~CudaBackend() {
+  // Buffers must not be freed under kernels still reading them.
+  if (stream_.get() != nullptr) static_cast<void>(stream_.Synchronize());
+}
+
+std::string CudaBackend::name() const { return fmt::format("cuda:{}", options_.device); }
+
+Status CudaBackend::Health() const {
+  std::lock_guard<std::mutex> lock(health_mutex_);
+  return health_;
+}
+
+Status CudaBackend::RecordFailure(Status status) {
+  if (status.ok() || status.code() == StatusCode::kInvalidArgument) return status;
+  std::lock_guard<std::mutex> lock(health_mutex_);
+  if (health_.ok()) health_ = Unavailable(fmt::format("{} failed: {}", name(), status.ToString()));
+  return status;
+}
+
+std::vector<int> CudaBackend::graph_buckets() const {
+  std::vector<int> tokens;
+  for (const Bucket& b : buckets_) {
+    if (b.graph.valid()) tokens.push_back(b.shape.tokens);
+  }
+  return tokens;
+}
+
+CudaBackend::ForwardShape CudaBackend::MakeShape(int tokens, int sequences, int max_tiles) const {
+  ForwardShape shape;
+  shape.tokens = tokens;
+  shape.sequences = sequences;
+  shape.max_tiles = max_tiles;
+  shape.layout = InputLayout(static_cast<size_t>(tokens), static_cast<size_t>(sequences),
+                             static_cast<size_t>(max_tiles));
+  return shape;
+}
+
+Status CudaBackend::AllocateWorkspaces(const BatchLimits& limits) {
+  const size_t tokens = limits.max_batch_tokens;
+  const size_t sequences = limits.max_batch_requests;
+  const size_t h = static_cast<size_t>(config_.hidden_size);
+  const size_t wide = std::max<size_t>(3 * h, static_cast<size_t>(config_.intermediate_size));
+  const InputLayout inputs(tokens, sequences,
+                           static_cast<size_t>(MaxAttentionTiles(static_cast<int>(tokens),
+                                                                 static_cast<int>(sequences))));
+  const size_t activation_bytes = tokens * h * 2;
+  const size_t pooled_bytes = sequences * h * sizeof(float);
+  size_t total = 0;
+  for (size_t bytes : {activation_bytes, tokens * wide * 2, activation_bytes, activation_bytes,
+                       inputs.bytes, pooled_bytes}) {
+    total += DeviceArena::AlignUp(bytes);
+  }
+  // Nothing may still run on the buffers about to go; graphs hold pointers into them.
+  SLUICE_RETURN_IF_ERROR(copy_stream_.Synchronize());
+  SLUICE_RETURN_IF_ERROR(stream_.Synchronize());
+  buckets_.clear();
+  for (Slot& slot : slots_) {
+    slot.device_in = DeviceBuffer();
+    slot.busy = false;
+  }
+  workspace_ = DeviceRegion();
+  SLUICE_ASSIGN_OR_RETURN(DeviceBuffer buffer, arena_->Allocate(total));
+  // Padding rows are computed but never read out; zeros keep them finite from the start.
+  SLUICE_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(buffer.data(), 0, total, stream_.get()));
+  workspace_ = DeviceRegion(std::move(buffer));
+  SLUICE_ASSIGN_OR_RETURN(hidden_, workspace_.TakeBytes(activation_bytes));
+  SLUICE_ASSIGN_OR_RETURN(scratch_, workspace_.TakeBytes(tokens * wide * 2));
+  SLUICE_ASSIGN_OR_RETURN(context_, workspace_.TakeBytes(activation_bytes));
+  SLUICE_ASSIGN_OR_RETURN(proj_, workspace_.TakeBytes(activation_bytes));
+  SLUICE_ASSIGN_OR_RETURN(inputs_, workspace_.Take<std::byte>(inputs.bytes));
+  SLUICE_ASSIGN_OR_RETURN(pooled_, workspace_.Take<float>(sequences * h));
+  for (Slot& slot : slots_) {
+    SLUICE_ASSIGN_OR_RETURN(slot.host_in, PinnedHostBuffer::Create(inputs.bytes));
+    SLUICE_ASSIGN_OR_RETURN(slot.device_in, arena_->Allocate(inputs.bytes));
+    SLUICE_ASSIGN_OR_RETURN(slot.host_out, PinnedHostBuffer::Create(pooled_bytes));
+  }
+  next_collect_ = next_ticket_;
+
+  // Buckets: powers of two and their halfway points (x1.5), up to the graph limit.
+  const int graph_max =
+      static_cast<int>(std::min<size_t>(options_.graph_max_tokens, limits.max_batch_tokens));
+  for (int t = kMinBucketTokens; graph_max > 0;) {
+    const int bucket = std::min(t, graph_max);
+    const int seqs = std::min(bucket, static_cast<int>(sequences));
+    Bucket b;
+    b.shape = MakeShape(bucket, seqs, MaxAttentionTiles(bucket, seqs));
+    buckets_.push_back(std::move(b));
+    if (bucket >= graph_max) break;
+    // 64, 96, 128, 192, 256, ...: the step after a power of two is x1.5, then x4/3.
+    t = (t & (t - 1)) == 0 ? t + t / 2 : t / 3 * 4;
+  }
+  return Status::Ok();
+}
+
+Status CudaBackend::Warmup(const BatchLimits& limits) {
+  if (limits.max_batch_tokens == 0 || limits.max_batch_requests == 0 ||
+      limits.max_sequence_length == 0) {
+    return InvalidArgument("batch limits must be positive");
+  }
+  if (limits.max_batch_requests > kMaxSequencesPerBatch) {
+    return InvalidArgument(fmt::format("at most {} sequences per batch on CUDA, not {}",
+                                       kMaxSequencesPerBatch, limits.max_batch_requests));
+  }
+  if (limits.max_sequence_length + static_cast<size_t>(std::max(config_.position_offset, 0)) >
+      static_cast<size_t>(config_.max_position_embeddings)) {
+    return InvalidArgument(fmt::format(
+        "max sequence length {} exceeds the model's {} positions (offset {})",
+        limits.max_sequence_length, config_.max_position_embeddings, config_.position_offset));
+  }
+  SLUICE_RETURN_IF_ERROR(Health());
+  SLUICE_RETURN_IF_ERROR(
+      RecordFailure(CudaStatus(cudaSetDevice(options_.device), "cudaSetDevice")));
+  warmed_up_ = false;
+  SLUICE_RETURN_IF_ERROR(RecordFailure(AllocateWorkspaces(limits)));
+  limits_ = limits;
+  warmed_up_ = true;
+  SLUICE_RETURN_IF_ERROR(RecordFailure(CaptureGraphs()));
+
+  // One full-length sequence through the public path: loads what the buckets did not.
+  const int32_t length =
+      static_cast<int32_t>(std::min(limits.max_sequence_length, limits.max_batch_tokens));
+  Batch batch;
+  const int32_t id = config_.pad_token_id >= 0 && config_.pad_token_id < config_.vocab_size
+                         ? config_.pad_token_id
+                         : 0;
+  batch.input_ids.assign(static_cast<size_t>(length), id);
+  batch.token_type_ids.assign(static_cast<size_t>(length), 0);
+  for (int32_t i = 0; i < length; ++i) batch.position_ids.push_back(i);
+  batch.cu_seqlens = {0, length};
+  batch.max_seqlen = length;
+  batch.normalize = {1};
+  std::vector<float> out;
+  return Embed(batch, &out);
+}
+
+Status CudaBackend::CaptureGraphs() {
+  SLUICE_CUDA_RETURN_IF_ERROR(cudaSetDevice(options_.device));
+  const cudaStream_t stream = stream_.get();
+  auto* host = static_cast<std::byte*>(slots_[0].host_in.data());
+  const int32_t id = config_.pad_token_id >= 0 && config_.pad_token_id < config_.vocab_size
+                         ? config_.pad_token_id
+                         : 0;
+  for (Bucket& bucket : buckets_) {
+    // A full bucket of the longest sequences allowed: every kernel and GEMM shape it will use.
+    const ForwardShape& shape = bucket.shape;
+    Batch batch;
+    const int length =
+        static_cast<int>(std::min<size_t>(limits_.max_sequence_length, shape.tokens));
+    batch.cu_seqlens = {0};
+    while (batch.cu_seqlens.back() < shape.tokens &&
+           static_cast<int>(batch.num_sequences()) < shape.sequences) {
+      const int n = std::min(length, shape.tokens - batch.cu_seqlens.back());
+      for (int i = 0; i < n; ++i) batch.position_ids.push_back(i);
+      batch.cu_seqlens.push_back(batch.cu_seqlens.back() + n);
+      batch.normalize.push_back(1);
+    }
+    batch.input_ids.assign(batch.position_ids.size(), id);
+    batch.token_type_ids.assign(batch.position_ids.size(), 0);
+    Pack(batch, shape, host);
+    SLUICE_CUDA_RETURN_IF_ERROR(
+        cudaMemcpyAsync(inputs_, host, shape.layout.bytes, cudaMemcpyHostToDevice, stream));
+    SLUICE_RETURN_IF_ERROR(EnqueueForward(shape, stream));
+    SLUICE_RETURN_IF_ERROR(stream_.Synchronize());
+    SLUICE_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed));
+    SLUICE_ASSIGN_OR_RETURN(bucket.graph,
+                            CudaGraphExec::EndCapture(stream, EnqueueForward(shape, stream)));
+    SLUICE_RETURN_IF_ERROR(bucket.graph.Launch(stream));
+    SLUICE_RETURN_IF_ERROR(stream_.Synchronize());
+  }
+  return Status::Ok();
+}
+
+Status CudaBackend::CheckBatch(const Batch& batch) const {
+  const size_t tokens = batch.num_tokens();
+  const size_t sequences = batch.num_sequences();
+  if (batch.token_type_ids.size() != tokens || batch.position_ids.size() != tokens) {
+    return InvalidArgument(
+        fmt::format("batch has {} input ids but {} token type ids and {} position ids", tokens,
+                    batch.token_type_ids.size(), batch.position_ids.size()));
+  }
+  if (batch.normalize.size() != sequences) {
+    return InvalidArgument(fmt::format("batch has {} sequences but {} normalize flags", sequences,
+                                       batch.normalize.size()));
+  }
+  if (tokens > limits_.max_batch_tokens || sequences > limits_.max_batch_requests) {
+    return InvalidArgument(
+        fmt::format("batch of {} tokens in {} sequences exceeds the limits ({} tokens, {} "
+                    "sequences) given to Warmup()",
+                    tokens, sequences, limits_.max_batch_tokens, limits_.max_batch_requests));
+  }
+  if (batch.cu_seqlens.front() != 0 || static_cast<size_t>(batch.cu_seqlens.back()) != tokens) {
+    return InvalidArgument(fmt::format("cu_seqlens must run from 0 to {} tokens", tokens));
+  }
+  for (size_t i = 0; i < sequences; ++i) {
+    const int64_t length = int64_t{batch.cu_seqlens[i + 1]} - batch.cu_seqlens[i];
+    if (length <= 0 || static_cast<size_t>(length) > limits_.max_sequence_length) {
+      return InvalidArgument(fmt::format("sequence {} has {} tokens (must be 1..{})", i, length,
+                                         limits_.max_sequence_length));
+    }
+  }
+  const int type_vocab = std::max(config_.type_vocab_size, 1);
+  for (size_t t = 0; t < tokens; ++t) {
+    const int32_t id = batch.input_ids[t];
+    const int32_t type = batch.token_type_ids[t];
+    const int64_t position = int64_t{batch.position_ids[t]} + config_.position_offset;
+    if (id < 0 || id >= config_.vocab_size) {
+      return InvalidArgument(
+          fmt::format("token {}: id {} outside the vocabulary of {}", t, id, config_.vocab_size));
+    }
+    if (type < 0 || type >= type_vocab) {
+      return InvalidArgument(
+          fmt::format("token {}: token type {} outside 0..{}", t, type, type_vocab - 1));
+    }
+    if (batch.position_ids[t] < 0 || position >= config_.max_position_embeddings) {
+      return InvalidArgument(fmt::format("token {}: position {} outside the model's {}", t,
+                                         batch.position_ids[t], config_.max_position_embeddings));
+    }
+  }
+  return Status::Ok();
+}
+
+CudaBackend::ForwardShape CudaBackend::ShapeFor(const Batch& batch,
+                                                const CudaGraphExec** graph) const {
+  const int tokens = static_cast<int>(batch.num_tokens());
+  const int sequences = static_cast<int>(batch.num_sequences());
+  for (const Bucket& b : buckets_) {
+    if (b.shape.tokens >= tokens && b.shape.sequences >= sequences && b.graph.valid()) {
+      *graph = &b.graph;
+      return b.shape;
+    }
+  }
+  *graph = nullptr;
+  int tiles = 0;
+  for (int s = 0; s < sequences; ++s) {
+    const int len = batch.cu_seqlens[s + 1] - batch.cu_seqlens[s];
+    tiles += (len + kAttentionQueryTile - 1) / kAttentionQueryTile;
+  }
+  const int padded = std::min((tokens + kEagerTokenStep - 1) / kEagerTokenStep * kEagerTokenStep,
+                              static_cast<int>(limits_.max_batch_tokens));
+  return MakeShape(padded, sequences, tiles);
+}
+
+void CudaBackend::Pack(const Batch& batch, const ForwardShape& shape, std::byte* host) const {
+  const InputLayout& layout = shape.layout;
+  const size_t tokens = batch.num_tokens();
+  const size_t sequences = batch.num_sequences();
+  const size_t pad_tokens = static_cast<size_t>(shape.tokens) - tokens;
+  const int32_t pad_id = config_.pad_token_id >= 0 && config_.pad_token_id < config_.vocab_size
+                             ? config_.pad_token_id
+                             : 0;
+  auto* ids = reinterpret_cast<int32_t*>(host);
+  auto* types = reinterpret_cast<int32_t*>(host + layout.types);
+  auto* positions = reinterpret_cast<int32_t*>(host + layout.positions);
+  auto* cu = reinterpret_cast<int32_t*>(host + layout.cu_seqlens);
+  auto* tiles = reinterpret_cast<int32_t*>(host + layout.tiles);
+  auto* num_tiles = reinterpret_cast<int32_t*>(host + layout.num_tiles);
+  auto* normalize = reinterpret_cast<uint8_t*>(host + layout.normalize);
+  std::memcpy(ids, batch.input_ids.data(), tokens * sizeof(int32_t));
+  std::fill_n(ids + tokens, pad_tokens, pad_id);
+  std::memcpy(types, batch.token_type_ids.data(), tokens * sizeof(int32_t));
+  std::fill_n(types + tokens, pad_tokens, 0);
+  std::memcpy(positions, batch.position_ids.data(), tokens * sizeof(int32_t));
+  std::fill_n(positions + tokens, pad_tokens, 0);
+  // Padding tokens belong to no sequence; padding sequence slots are empty.
+  std::memcpy(cu, batch.cu_seqlens.data(), (sequences + 1) * sizeof(int32_t));
+  std::fill_n(cu + sequences + 1, static_cast<size_t>(shape.sequences) - sequences,
+              static_cast<int32_t>(tokens));
+  *num_tiles = AppendAttentionTiles(batch.cu_seqlens.data(), static_cast<int>(sequences), tiles);
+  std::memcpy(normalize, batch.normalize.data(), sequences);
+  std::fill_n(normalize + sequences, static_cast<size_t>(shape.sequences) - sequences, 0);
+}
+
+Status CudaBackend::Embed(const Batch& batch, std::vector<float>* out) {
+  if (!warmed_up_) return FailedPrecondition("Embed() before Warmup()");
+  SLUICE_RETURN_IF_ERROR(Health());
+  out->clear();
+  if (batch.num_sequences() == 0 && batch.num_tokens() == 0) return Status::Ok();
+  if (next_collect_ != next_ticket_) {
+    return FailedPrecondition("Embed() while submitted batches are uncollected");
+  }
+  SLUICE_ASSIGN_OR_RETURN(const uint64_t ticket, Submit(batch));
+  return Collect(ticket, out);
+}
+
+StatusOr<uint64_t> CudaBackend::Submit(const Batch& batch) {
+  if (!warmed_up_) return FailedPrecondition("Submit() before Warmup()");
+  SLUICE_RETURN_IF_ERROR(Health());
+  if (batch.num_sequences() == 0 && batch.num_tokens() == 0) {
+    return InvalidArgument("empty batch: nothing to submit");
+  }
+  if (batch.num_sequences() == 0) return InvalidArgument("batch has tokens but no cu_seqlens");
+  SLUICE_RETURN_IF_ERROR(CheckBatch(batch));
+  if (slots_[next_ticket_ % kSlots].busy) {
+    return FailedPrecondition(
+        fmt::format("{} batches already in flight; Collect() one first", kSlots));
+  }
+  uint64_t ticket = 0;
+  SLUICE_RETURN_IF_ERROR(RecordFailure(SubmitChecked(batch, &ticket)));
+  return ticket;
+}
+
+Status CudaBackend::SubmitChecked(const Batch& batch, uint64_t* ticket) {
+  SLUICE_CUDA_RETURN_IF_ERROR(cudaSetDevice(options_.device));
+  Slot& slot = slots_[next_ticket_ % kSlots];
+  const CudaGraphExec* graph = nullptr;
+  const ForwardShape shape = ShapeFor(batch, &graph);
+  auto* host = static_cast<std::byte*>(slot.host_in.data());
+  Pack(batch, shape, host);
+
+  // Upload on the copy stream while the compute stream may still run the previous batch.
+  const cudaStream_t copy = copy_stream_.get();
+  const cudaStream_t compute = stream_.get();
+  SLUICE_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(slot.device_in.data(), host, shape.layout.bytes,
+                                              cudaMemcpyHostToDevice, copy));
+  SLUICE_RETURN_IF_ERROR(slot.uploaded.Record(copy));
+  SLUICE_CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(compute, slot.uploaded.get(), 0));
+  SLUICE_RETURN_IF_ERROR(slot.start.Record(compute));
+  // Graphs read their inputs at fixed addresses: one short device copy puts them there.
+  SLUICE_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(inputs_, slot.device_in.data(), shape.layout.bytes,
+                                              cudaMemcpyDeviceToDevice, compute));
+  if (graph != nullptr) {
+    SLUICE_RETURN_IF_ERROR(graph->Launch(compute));
+  } else {
+    SLUICE_RETURN_IF_ERROR(EnqueueForward(shape, compute));
+  }
+  const size_t pooled_bytes = batch.num_sequences() * config_.hidden_size * sizeof(float);
+  SLUICE_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(slot.host_out.data(), pooled_, pooled_bytes,
+                                              cudaMemcpyDeviceToHost, compute));
+  SLUICE_RETURN_IF_ERROR(slot.stop.Record(compute));
+  SLUICE_RETURN_IF_ERROR(slot.done.Record(compute));
+  slot.busy = true;
+  slot.sequences = batch.num_sequences();
+  *ticket = next_ticket_++;
+  return Status::Ok();
+}
+
+Status CudaBackend::Collect(uint64_t ticket, std::vector<float>* out) {
+  if (ticket != next_collect_ || next_collect_ == next_ticket_) {
+    return InvalidArgument(fmt::format("ticket {} is not the oldest uncollected one", ticket));
+  }
+  return RecordFailure(CollectChecked(ticket, out));
+}
+
+Status CudaBackend::CollectChecked(uint64_t ticket, std::vector<float>* out) {
+  Slot& slot = slots_[ticket % kSlots];
+  // Whatever happens, the ticket is spent and its slot free again.
+  slot.busy = false;
+  ++next_collect_;
+  SLUICE_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(slot.done.get()));
+  SLUICE_ASSIGN_OR_RETURN(last_forward_ms_, slot.stop.ElapsedMsSince(slot.start));
+  const auto* pooled = static_cast<const float*>(slot.host_out.data());
+  out->assign(pooled, pooled + slot.sequences * config_.hidden_size);
+  return Status::Ok();
+}
+
+Status CudaBackend::EnqueueForward(const ForwardShape& shape, cudaStream_t stream) {
+  const int tokens = shape.tokens;
+  const int h = config_.hidden_size;
+  const CudaDType dtype = options_.dtype;
+  const InputLayout& layout = shape.layout;
+  const auto* ids = reinterpret_cast<const int32_t*>(inputs_);
+  const auto* types = reinterpret_cast<const int32_t*>(inputs_ + layout.types);
+  const auto* positions = reinterpret_cast<const int32_t*>(inputs_ + layout.positions);
+  const auto* cu_seqlens = reinterpret_cast<const int32_t*>(inputs_ + layout.cu_seqlens);
+  const auto* normalize = reinterpret_cast<const uint8_t*>(inputs_ + layout.normalize);
+
+  EmbeddingLayerNormArgs embed;
+  embed.dtype = dtype;
+  embed.tokens = tokens;
+  embed.hidden = h;
+  embed.input_ids = ids;
+  embed.token_type_ids = types;
+  embed.position_ids = positions;
+  embed.position_offset = config_.position_offset;
+  embed.word = weights_.word_embeddings;
+  embed.position = weights_.position_embeddings;
+  embed.token_type = weights_.token_type_embeddings;
+  embed.gamma = weights_.embeddings_ln_weight;
+  embed.beta = weights_.embeddings_ln_bias;
+  embed.eps = config_.layer_norm_eps;
+  embed.out = hidden_;
+  SLUICE_RETURN_IF_ERROR(EmbeddingLayerNorm(embed, stream));
+
+  auto linear = [&](const void* x, const void* w, const void* bias, void* y, int in, int out_f,
+                    GemmEpilogue epilogue) {
+    LinearArgs args;
+    args.dtype = dtype;
+    args.rows = tokens;
+    args.in_features = in;
+    args.out_features = out_f;
+    args.x = x;
+    args.w = w;
+    args.bias = bias;
+    args.y = y;
+    args.epilogue = epilogue;
+    return gemm_->Linear(args, stream);
+  };
+  auto add_layernorm = [&](const void* gamma, const void* beta) {
+    AddLayerNormArgs args;
+    args.dtype = dtype;
+    args.rows = tokens;
+    args.hidden = h;
+    args.x = proj_;
+    args.residual = hidden_;
+    args.gamma = gamma;
+    args.beta = beta;
+    args.eps = config_.layer_norm_eps;
+    args.out = hidden_;
+    return AddLayerNorm(args, stream);
+  };
+
+  AttentionArgs attention;
+  attention.dtype = dtype;
+  attention.num_sequences = shape.sequences;
+  attention.max_seqlen = static_cast<int>(limits_.max_sequence_length);
+  attention.num_heads = config_.num_heads;
+  attention.head_dim = config_.head_dim();
+  attention.qkv = scratch_;
+  attention.cu_seqlens = cu_seqlens;
+  attention.scale = 1.0f / std::sqrt(static_cast<float>(config_.head_dim()));
+  attention.out = context_;
+  attention.tiles = reinterpret_cast<const int32_t*>(inputs_ + layout.tiles);
+  attention.num_tiles = reinterpret_cast<const int32_t*>(inputs_ + layout.num_tiles);
+  attention.max_tiles = shape.max_tiles;
+
+  const int inter = config_.intermediate_size;
+  for (const DeviceLayerWeights& layer : weights_.layers) {
+    SLUICE_RETURN_IF_ERROR(
+        linear(hidden_, layer.qkv_weight, layer.qkv_bias, scratch_, h, 3 * h, GemmEpilogue::kBias));
+    SLUICE_RETURN_IF_ERROR(FusedAttention(attention, stream));
+    SLUICE_RETURN_IF_ERROR(linear(context_, layer.attn_out_weight, layer.attn_out_bias, proj_, h, h,
+                                  GemmEpilogue::kBias));
+    SLUICE_RETURN_IF_ERROR(add_layernorm(layer.attn_ln_weight, layer.attn_ln_bias));
+    SLUICE_RETURN_IF_ERROR(linear(hidden_, layer.ffn_in_weight, layer.ffn_in_bias, scratch_, h,
+                                  inter, FfnEpilogue(config_.activation)));
+    SLUICE_RETURN_IF_ERROR(linear(scratch_, layer.ffn_out_weight, layer.ffn_out_bias, proj_, inter,
+                                  h, GemmEpilogue::kBias));
+    SLUICE_RETURN_IF_ERROR(add_layernorm(layer.ffn_ln_weight, layer.ffn_ln_bias));
+  }
+
+  PoolingArgs pool;
+  pool.dtype = dtype;
+  pool.pooling = pooling_;
+  pool.num_sequences = shape.sequences;
+  pool.hidden = h;
+  pool.states = hidden_;
+  pool.cu_seqlens = cu_seqlens;
+  pool.normalize = normalize;
+  pool.out = pooled_;
+  return PoolAndNormalize(pool, stream);
+}
+
+}  // namespace sluice::cuda

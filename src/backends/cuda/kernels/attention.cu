@@ -1,0 +1,359 @@
+#include <cmath>
+#include <string>
+
+#include "backends/cuda/cuda_status.h"
+#include "backends/cuda/kernels/attention.cuh"
+#include "backends/cuda/kernels/device_util.cuh"
+
+namespace sluice::cuda {
+namespace {
+
+// One block: 4 warps, each owning 16 query rows of the tile for the whole pass, so the scores,
+// probabilities and output accumulators never leave registers (mma.sync m16n8k16 fragments).
+// K/V tiles of 64 keys stream through two shared-memory buffers filled by cp.async, the next
+// tile loading while the current one is multiplied.
+constexpr int kBlockM = kAttentionQueryTile;
+constexpr int kBlockN = 64;
+constexpr int kWarps = kBlockM / 16;
+constexpr int kThreads = kWarps * 32;
+
+// Rows are padded by 16 bytes so that the 8 row addresses of each ldmatrix fall in different
+// banks, and stay 16-byte aligned for cp.async.
+template <int D>
+struct Layout {
+  static constexpr int kLd = D + 8;  // 16-bit elements per row
+  static constexpr int kKvTile = kBlockN * kLd;
+  static constexpr size_t kBytes = sizeof(uint16_t) * (kBlockM * kLd + 4 * kKvTile);
+};
+
+__device__ __forceinline__ uint32_t SharedAddress(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16 bytes global -> shared, bypassing L1; zero-filled when !valid (nothing is read then).
+__device__ __forceinline__ void CpAsync16(void* dst, const void* src, bool valid) {
+  const int bytes = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(SharedAddress(dst)),
+               "l"(src), "r"(bytes));
+}
+__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void CpAsyncWait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void LdMatrixX4(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(SharedAddress(p)));
+}
+__device__ __forceinline__ void LdMatrixX4Trans(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(SharedAddress(p)));
+}
+
+// c += a * b for one 16x8 tile, float accumulators.
+template <typename T>
+__device__ __forceinline__ void Mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                    uint32_t b1);
+template <>
+__device__ __forceinline__ void Mma<__half>(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                            uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+template <>
+__device__ __forceinline__ void Mma<__nv_bfloat16>(float (&c)[4], const uint32_t (&a)[4],
+                                                   uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Two floats as one register of 16-bit values, the first in the low half.
+template <typename T>
+__device__ __forceinline__ uint32_t Pack(float lo, float hi);
+template <>
+__device__ __forceinline__ uint32_t Pack<__half>(float lo, float hi) {
+  const __half2 v = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+template <>
+__device__ __forceinline__ uint32_t Pack<__nv_bfloat16>(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+// Starts copying `kRows` rows of one head (D elements each) into a padded tile; rows past
+// `valid` become zeros so that no stale value can reach the products.
+template <typename T, int D, int kRows>
+__device__ __forceinline__ void LoadTile(const T* src, size_t src_stride, int valid, T* dst) {
+  constexpr int kVecs = D / 8;
+#pragma unroll
+  for (int i = threadIdx.x; i < kRows * kVecs; i += kThreads) {
+    const int r = i / kVecs;
+    const int c = (i % kVecs) * 8;
+    const bool in = r < valid;
+    CpAsync16(dst + r * Layout<D>::kLd + c, in ? src + r * src_stride + c : src, in);
+  }
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kThreads)
+    FusedAttentionKernel(AttentionArgs args, float scale_log2) {
+  using L = Layout<D>;
+  extern __shared__ __align__(128) unsigned char smem[];
+  T* q_tile = reinterpret_cast<T*>(smem);
+  T* k_tiles = q_tile + kBlockM * L::kLd;
+  T* v_tiles = k_tiles + 2 * L::kKvTile;
+
+  int seq = 0;
+  int q0 = 0;
+  if (args.tiles != nullptr) {
+    if (static_cast<int>(blockIdx.x) >= *args.num_tiles) return;
+    seq = args.tiles[2 * blockIdx.x];
+    q0 = args.tiles[2 * blockIdx.x + 1];
+  } else {
+    seq = blockIdx.z;
+    q0 = blockIdx.x * kBlockM;
+  }
+  const int head = blockIdx.y;
+  const int begin = args.cu_seqlens[seq];
+  const int len = args.cu_seqlens[seq + 1] - begin;
+  if (q0 >= len) return;
+
+  const int hidden = args.num_heads * D;
+  const size_t stride = 3 * static_cast<size_t>(hidden);
+  const T* base = static_cast<const T*>(args.qkv) + static_cast<size_t>(begin) * stride + head * D;
+  const T* k_src = base + hidden;
+  const T* v_src = base + 2 * hidden;
+
+  LoadTile<T, D, kBlockM>(base + static_cast<size_t>(q0) * stride, stride, len - q0, q_tile);
+  LoadTile<T, D, kBlockN>(k_src, stride, len, k_tiles);
+  LoadTile<T, D, kBlockN>(v_src, stride, len, v_tiles);
+  CpAsyncCommit();
+
+  const int warp = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31;
+  const int t = lane & 3;
+  // Each thread holds two rows of the warp's 16: lane / 4 and lane / 4 + 8.
+  uint32_t q_frag[D / 16][4];
+  float o[D / 8][4];
+#pragma unroll
+  for (int n = 0; n < D / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  float row_max[2] = {-INFINITY, -INFINITY};
+  float row_sum[2] = {0.0f, 0.0f};  // this thread's columns only; summed over the quad at the end
+
+  const int num_kv = (len + kBlockN - 1) / kBlockN;
+  for (int it = 0; it < num_kv; ++it) {
+    const int buf = it & 1;
+    if (it + 1 < num_kv) {
+      const int next = (it + 1) * kBlockN;
+      LoadTile<T, D, kBlockN>(k_src + static_cast<size_t>(next) * stride, stride, len - next,
+                              k_tiles + (buf ^ 1) * L::kKvTile);
+      LoadTile<T, D, kBlockN>(v_src + static_cast<size_t>(next) * stride, stride, len - next,
+                              v_tiles + (buf ^ 1) * L::kKvTile);
+      CpAsyncCommit();
+      CpAsyncWait<1>();
+    } else {
+      CpAsyncWait<0>();
+    }
+    __syncthreads();
+    if (it == 0) {
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        LdMatrixX4(q_frag[kk],
+                   q_tile + (warp * 16 + (lane & 15)) * L::kLd + kk * 16 + (lane >> 4) * 8);
+      }
+    }
+    const T* kt = k_tiles + buf * L::kKvTile;
+    const T* vt = v_tiles + buf * L::kKvTile;
+
+    // S = Q K^T: K stored [key][d] is the column-major B operand as it stands.
+    float s[kBlockN / 8][4];
+#pragma unroll
+    for (int j = 0; j < kBlockN / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+#pragma unroll
+    for (int nn = 0; nn < kBlockN / 16; ++nn) {
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        uint32_t b[4];
+        const int key = nn * 16 + (lane & 7) + ((lane >> 4) << 3);
+        const int d = kk * 16 + ((lane >> 3) & 1) * 8;
+        LdMatrixX4(b, kt + key * L::kLd + d);
+        Mma<T>(s[2 * nn], q_frag[kk], b[0], b[1]);
+        Mma<T>(s[2 * nn + 1], q_frag[kk], b[2], b[3]);
+      }
+    }
+    const int k0 = it * kBlockN;
+    if (k0 + kBlockN > len) {
+#pragma unroll
+      for (int j = 0; j < kBlockN / 8; ++j) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          if (k0 + j * 8 + 2 * t + (e & 1) >= len) s[j][e] = -INFINITY;
+        }
+      }
+    }
+
+    // Online softmax in base 2; every tile holds at least one valid key, so the max is finite.
+    float tile_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int j = 0; j < kBlockN / 8; ++j) {
+      tile_max[0] = fmaxf(tile_max[0], fmaxf(s[j][0], s[j][1]));
+      tile_max[1] = fmaxf(tile_max[1], fmaxf(s[j][2], s[j][3]));
+    }
+    float alpha[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
+      tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
+      const float m_new = fmaxf(row_max[r], tile_max[r] * scale_log2);
+      alpha[r] = exp2f(row_max[r] - m_new);
+      row_max[r] = m_new;
+    }
+    float tile_sum[2] = {0.0f, 0.0f};
+#pragma unroll
+    for (int j = 0; j < kBlockN / 8; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        s[j][e] = exp2f(fmaf(s[j][e], scale_log2, -row_max[e >> 1]));
+        tile_sum[e >> 1] += s[j][e];
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) row_sum[r] = row_sum[r] * alpha[r] + tile_sum[r];
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) {
+      o[n][0] *= alpha[0];
+      o[n][1] *= alpha[0];
+      o[n][2] *= alpha[1];
+      o[n][3] *= alpha[1];
+    }
+
+    // O += P V: the score accumulators of two adjacent key tiles are exactly an A fragment;
+    // V stored [key][d] is row-major B, transposed on the way in by ldmatrix.
+#pragma unroll
+    for (int kk = 0; kk < kBlockN / 16; ++kk) {
+      const uint32_t a[4] = {
+          Pack<T>(s[2 * kk][0], s[2 * kk][1]), Pack<T>(s[2 * kk][2], s[2 * kk][3]),
+          Pack<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]), Pack<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+      for (int nn = 0; nn < D / 16; ++nn) {
+        uint32_t b[4];
+        const int key = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+        const int d = nn * 16 + (lane >> 4) * 8;
+        LdMatrixX4Trans(b, vt + key * L::kLd + d);
+        Mma<T>(o[2 * nn], a, b[0], b[1]);
+        Mma<T>(o[2 * nn + 1], a, b[2], b[3]);
+      }
+    }
+    __syncthreads();  // every warp is done with this buffer before it is refilled
+  }
+
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    row_sum[r] += __shfl_xor_sync(0xffffffffu, row_sum[r], 1);
+    row_sum[r] += __shfl_xor_sync(0xffffffffu, row_sum[r], 2);
+  }
+  T* out = static_cast<T*>(args.out) + head * D + 2 * t;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row = q0 + warp * 16 + (lane >> 2) + 8 * r;
+    if (row >= len) continue;
+    const float inv = 1.0f / row_sum[r];
+    T* dst = out + static_cast<size_t>(begin + row) * hidden;
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) {
+      *reinterpret_cast<uint32_t*>(dst + n * 8) = Pack<T>(o[n][2 * r] * inv, o[n][2 * r + 1] * inv);
+    }
+  }
+}
+
+template <typename T, int D>
+Status Launch(const AttentionArgs& args, cudaStream_t stream) {
+  constexpr size_t kSmem = Layout<D>::kBytes;
+  auto* kernel = &FusedAttentionKernel<T, D>;
+  if (kSmem > 48 * 1024) {
+    SLUICE_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
+        kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmem)));
+  }
+  const dim3 grid = args.tiles != nullptr ? dim3(args.max_tiles, args.num_heads, 1)
+                                          : dim3((args.max_seqlen + kBlockM - 1) / kBlockM,
+                                                 args.num_heads, args.num_sequences);
+  const float scale_log2 = args.scale * static_cast<float>(M_LOG2E);
+  kernel<<<grid, kThreads, kSmem, stream>>>(args, scale_log2);
+  return LaunchStatus("FusedAttentionKernel");
+}
+
+template <typename T>
+Status Dispatch(const AttentionArgs& args, cudaStream_t stream) {
+  switch (args.head_dim) {
+    case 32:
+      return Launch<T, 32>(args, stream);
+    case 64:
+      return Launch<T, 64>(args, stream);
+    case 128:
+      return Launch<T, 128>(args, stream);
+    default:
+      return InvalidArgument("attention head size " + std::to_string(args.head_dim) +
+                             " is not compiled (32, 64, 128)");
+  }
+}
+
+}  // namespace
+
+int AppendAttentionTiles(const int32_t* cu_seqlens, int num_sequences, int32_t* tiles) {
+  int n = 0;
+  for (int s = 0; s < num_sequences; ++s) {
+    const int len = cu_seqlens[s + 1] - cu_seqlens[s];
+    for (int q0 = 0; q0 < len; q0 += kBlockM) {
+      tiles[2 * n] = s;
+      tiles[2 * n + 1] = q0;
+      ++n;
+    }
+  }
+  return n;
+}
+
+int MaxAttentionTiles(int tokens, int sequences) {
+  // ceil(len / 64) <= len / 64 + 1 for each sequence, and every tile holds a token.
+  const long bound = static_cast<long>(tokens) / kBlockM + sequences;
+  return static_cast<int>(bound < tokens ? bound : tokens);
+}
+
+bool FusedAttentionSupportsHeadDim(int head_dim) {
+  return head_dim == 32 || head_dim == 64 || head_dim == 128;
+}
+
+Status FusedAttention(const AttentionArgs& args, cudaStream_t stream) {
+  if (args.num_sequences < 0 || args.max_seqlen < 0 || args.num_heads <= 0 || args.max_tiles < 0) {
+    return InvalidArgument("attention over " + std::to_string(args.num_sequences) +
+                           " sequences of at most " + std::to_string(args.max_seqlen) +
+                           " tokens, " + std::to_string(args.num_heads) + " heads");
+  }
+  if (!FusedAttentionSupportsHeadDim(args.head_dim)) {
+    return InvalidArgument("attention head size " + std::to_string(args.head_dim) +
+                           " is not compiled (32, 64, 128)");
+  }
+  if ((args.tiles == nullptr) != (args.num_tiles == nullptr)) {
+    return InvalidArgument("attention work list without its length (or the reverse)");
+  }
+  if (args.num_heads > 65535 || (args.tiles == nullptr && args.num_sequences > 65535)) {
+    return InvalidArgument("attention grid too large: at most 65535 sequences and heads");
+  }
+  if (args.tiles != nullptr ? args.max_tiles == 0
+                            : (args.num_sequences == 0 || args.max_seqlen == 0)) {
+    return Status::Ok();
+  }
+  return args.dtype == CudaDType::kF16 ? Dispatch<__half>(args, stream)
+                                       : Dispatch<__nv_bfloat16>(args, stream);
+}
+
+}  // namespace sluice::cuda

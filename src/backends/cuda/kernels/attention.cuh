@@ -1,0 +1,51 @@
+// FusedAttention: softmax(Q K^T * scale) V for every head of every sequence of a flat,
+// padding-free batch, reading Q, K and V straight from the fused QKV projection and never
+// materialising the score matrix (online softmax over K/V tiles, tensor-core products with the
+// accumulators in registers). Sequences attend only within themselves; no mask is needed.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "backends/cuda/cuda_dtype.h"
+#include "common/status.h"
+
+namespace sluice::cuda {
+
+// Query rows handled by one block of the attention kernel (one work tile).
+inline constexpr int kAttentionQueryTile = 64;
+
+struct AttentionArgs {
+  CudaDType dtype = CudaDType::kF16;
+  int num_sequences = 0;
+  int max_seqlen = 0;  // longest sequence; sizes the grid when `tiles` is null
+  int num_heads = 0;
+  int head_dim = 0;
+  // [tokens, 3 * num_heads * head_dim]: per token all Q heads, then all K heads, then all V.
+  const void* qkv = nullptr;
+  const int32_t* cu_seqlens = nullptr;  // device, [num_sequences + 1]
+  float scale = 0.0f;                   // usually 1 / sqrt(head_dim)
+  void* out = nullptr;                  // [tokens, num_heads * head_dim]
+  // Optional work list (device): pairs (sequence, first query row), *num_tiles of them valid,
+  // at most max_tiles. With it the grid has max_tiles x num_heads blocks whatever the batch,
+  // so one launch can be replayed from a CUDA graph for batches of different shapes.
+  const int32_t* tiles = nullptr;
+  const int32_t* num_tiles = nullptr;
+  int max_tiles = 0;
+};
+
+// Appends the work list of a batch (see AttentionArgs::tiles) to `tiles`; returns its length.
+int AppendAttentionTiles(const int32_t* cu_seqlens, int num_sequences, int32_t* tiles);
+// Most tiles a batch of `tokens` tokens in at most `sequences` sequences can need.
+int MaxAttentionTiles(int tokens, int sequences);
+
+// True for the head sizes the kernel is compiled for (32, 64, 128).
+bool FusedAttentionSupportsHeadDim(int head_dim);
+
+// InvalidArgument for an unsupported head size or non-positive sizes.
+// REQUIRES: cu_seqlens is non-decreasing and no sequence is longer than max_seqlen.
+Status FusedAttention(const AttentionArgs& args, cudaStream_t stream);
+
+}  // namespace sluice::cuda

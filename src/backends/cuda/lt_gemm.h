@@ -1,0 +1,103 @@
+// LtGemm: the linear layers of the encoder on cuBLASLt. Computes Y = X * W^T (+ bias, then an
+// optional activation) with X [rows, in] and Y [rows, out] row-major and W in PyTorch layout
+// [out, in], fp16 or bf16 operands with float32 accumulation. One algorithm is chosen per
+// shape and cached, so steady-state calls only enqueue: the heuristic's first choice, or with
+// autotuning the fastest of its first few candidates, timed on the first call's operands.
+//
+// Thread-safety: one thread at a time (the backend's engine thread).
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+
+#include "backends/cuda/cuda_dtype.h"
+#include "common/status.h"
+
+namespace sluice::cuda {
+
+enum class GemmEpilogue {
+  kNone,
+  kBias,
+  kBiasGelu,  // cuBLASLt's GELU (tanh approximation) after the bias
+  kBiasRelu,
+};
+
+struct LinearArgs {
+  CudaDType dtype = CudaDType::kF16;
+  int64_t rows = 0;            // tokens
+  int64_t in_features = 0;     // k
+  int64_t out_features = 0;    // n
+  const void* x = nullptr;     // [rows, in_features]
+  const void* w = nullptr;     // [out_features, in_features]
+  const void* bias = nullptr;  // [out_features]; required unless epilogue is kNone
+  void* y = nullptr;           // [rows, out_features]
+  GemmEpilogue epilogue = GemmEpilogue::kNone;
+};
+
+class LtGemm {
+ public:
+  // `workspace` (device memory, `workspace_bytes` long) is lent to cuBLASLt for every call;
+  // it must outlive this object and be used by no one else.
+  static StatusOr<std::unique_ptr<LtGemm>> Create(cublasLtHandle_t handle, void* workspace,
+                                                  size_t workspace_bytes);
+  ~LtGemm();
+  LtGemm(const LtGemm&) = delete;
+  LtGemm& operator=(const LtGemm&) = delete;
+
+  // Enqueues one product on `stream`. InvalidArgument for non-positive sizes or missing
+  // pointers; Unimplemented when cuBLASLt has no algorithm for the shape.
+  Status Linear(const LinearArgs& args, cudaStream_t stream);
+
+  size_t cached_plans() const { return plans_.size(); }
+  // When on, a shape seen for the first time outside stream capture is timed with up to
+  // kTuneCandidates algorithms (a few milliseconds per shape) before its plan is cached.
+  void set_autotune(bool on) { autotune_ = on; }
+  static constexpr int kTuneCandidates = 8;
+
+ private:
+  struct Key {
+    CudaDType dtype;
+    GemmEpilogue epilogue;
+    int64_t rows, in_features, out_features;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const;
+  };
+  // Descriptors and the chosen algorithm for one shape.
+  struct Plan {
+    cublasLtMatmulDesc_t desc = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+    cublasLtMatmulAlgo_t algo{};
+    Plan() = default;
+    Plan(const Plan&) = delete;
+    Plan& operator=(const Plan&) = delete;
+    ~Plan();
+  };
+  // Bounds the cache when batch sizes vary widely; a rebuild costs one heuristic query.
+  static constexpr size_t kMaxPlans = 4096;
+
+  LtGemm(cublasLtHandle_t handle, void* workspace, size_t workspace_bytes)
+      : handle_(handle), workspace_(workspace), workspace_bytes_(workspace_bytes) {}
+  StatusOr<Plan*> GetPlan(const Key& key, const LinearArgs& args, cudaStream_t stream);
+  // Enqueues the product with `plan`'s descriptors and `algo`.
+  Status Enqueue(Plan& plan, const cublasLtMatmulAlgo_t& algo, const LinearArgs& args,
+                 cudaStream_t stream);
+  // Index of the fastest of `results`, each timed on `args` (which it overwrites).
+  StatusOr<int> TimeCandidates(Plan& plan, const cublasLtMatmulHeuristicResult_t* results,
+                               int count, const LinearArgs& args, cudaStream_t stream);
+
+  cublasLtHandle_t handle_;
+  void* workspace_;
+  size_t workspace_bytes_;
+  bool autotune_ = false;
+  cublasLtMatmulPreference_t preference_ = nullptr;
+  std::unordered_map<Key, std::unique_ptr<Plan>, KeyHash> plans_;
+};
+
+}  // namespace sluice::cuda

@@ -1,0 +1,74 @@
+#include "common/thread_pool.h"
+
+#include <algorithm>
+
+namespace sluice {
+
+ThreadPool::ThreadPool(int num_threads) {
+  const int total = num_threads > 0 ? num_threads : HardwareThreads();
+  workers_.reserve(static_cast<size_t>(total - 1));
+  for (int i = 1; i < total; ++i) {
+    workers_.emplace_back([this, i](std::stop_token stop) { WorkerLoop(stop, i); });
+  }
+}
+
+ThreadPool::~ThreadPool() {
+  for (auto& w : workers_) w.request_stop();
+  {
+    // Taking the lock orders the stop request before any worker's next wait.
+    std::lock_guard<std::mutex> lock(mu_);
+  }
+  wake_.notify_all();
+  workers_.clear();  // joins
+}
+
+int ThreadPool::HardwareThreads() {
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
+
+void ThreadPool::Run(size_t n, size_t grain, const void* ctx, Trampoline fn) {
+  if (n == 0) return;
+  grain = std::max<size_t>(grain, 1);
+  if (workers_.empty() || n <= grain) {
+    for (size_t begin = 0; begin < n; begin += grain) fn(ctx, 0, begin, std::min(n, begin + grain));
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ctx_ = ctx;
+    fn_ = fn;
+    n_ = n;
+    grain_ = grain;
+    next_.store(0, std::memory_order_relaxed);
+    busy_ = static_cast<int>(workers_.size());
+    ++generation_;
+  }
+  wake_.notify_all();
+  Drain(0);
+  std::unique_lock<std::mutex> lock(mu_);
+  done_cv_.wait(lock, [this] { return busy_ == 0; });
+}
+
+void ThreadPool::Drain(int thread) {
+  for (;;) {
+    const size_t begin = next_.fetch_add(grain_, std::memory_order_relaxed);
+    if (begin >= n_) return;
+    fn_(ctx_, thread, begin, std::min(n_, begin + grain_));
+  }
+}
+
+void ThreadPool::WorkerLoop(std::stop_token stop, int thread) {
+  uint64_t seen = 0;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (!wake_.wait(lock, stop, [&] { return generation_ != seen; })) return;
+      seen = generation_;
+    }
+    Drain(thread);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (--busy_ == 0) done_cv_.notify_one();
+  }
+}
+
+}  // namespace sluice

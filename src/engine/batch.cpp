@@ -1,0 +1,36 @@
+#include "engine/batch.h"
+
+#include <algorithm>
+
+#include "common/check.h"
+
+namespace sluice {
+
+void Batch::Add(const std::vector<int32_t>& ids, const std::vector<int32_t>& type_ids, bool norm) {
+  SLUICE_CHECK(!ids.empty()) << "Batch::Add of an empty sequence";
+  SLUICE_CHECK(type_ids.empty() || type_ids.size() == ids.size())
+      << "Batch::Add: " << type_ids.size() << " type ids for " << ids.size() << " tokens";
+  if (cu_seqlens.empty()) cu_seqlens.push_back(0);
+  const auto len = static_cast<int32_t>(ids.size());
+  input_ids.insert(input_ids.end(), ids.begin(), ids.end());
+  if (type_ids.empty()) {
+    token_type_ids.insert(token_type_ids.end(), ids.size(), 0);
+  } else {
+    token_type_ids.insert(token_type_ids.end(), type_ids.begin(), type_ids.end());
+  }
+  for (int32_t i = 0; i < len; ++i) position_ids.push_back(i);
+  cu_seqlens.push_back(cu_seqlens.back() + len);
+  max_seqlen = std::max(max_seqlen, len);
+  normalize.push_back(norm ? 1 : 0);
+}
+
+void Batch::Clear() {
+  input_ids.clear();
+  token_type_ids.clear();
+  position_ids.clear();
+  cu_seqlens.clear();
+  max_seqlen = 0;
+  normalize.clear();
+}
+
+}  // namespace sluice

@@ -1,0 +1,606 @@
+// Each CUDA op against a double-precision CPU reference on fresh random data, with outputs
+// poisoned (NaN) before the run so that an unwritten element fails the comparison.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "backends/cuda/cuda_handles.h"
+#include "backends/cuda/device_arena.h"
+#include "backends/cuda/kernels/add_layernorm.cuh"
+#include "backends/cuda/kernels/attention.cuh"
+#include "backends/cuda/kernels/embedding_layernorm.cuh"
+#include "backends/cuda/kernels/pooling.cuh"
+#include "backends/cuda/lt_gemm.h"
+#include "cuda_test_util.h"
+
+namespace sluice::cuda {
+namespace {
+
+using testing::DeviceEnv;
+using testing::MakeRandom16;
+using testing::RelativeError;
+
+const CudaDType kDTypes[] = {CudaDType::kF16, CudaDType::kBF16};
+
+// Storage rounding dominates: about 2^-11 relative for fp16 and 2^-8 for bf16.
+double Tolerance(CudaDType dtype) { return dtype == CudaDType::kF16 ? 2e-3 : 1.5e-2; }
+
+void ReferenceLayerNorm(std::vector<double>& row, const std::vector<double>& gamma,
+                        const std::vector<double>& beta, double eps) {
+  const double n = static_cast<double>(row.size());
+  double mean = 0;
+  for (double v : row) mean += v;
+  mean /= n;
+  double var = 0;
+  for (double v : row) var += (v - mean) * (v - mean);
+  var /= n;
+  const double inv = 1.0 / std::sqrt(var + eps);
+  for (size_t i = 0; i < row.size(); ++i) row[i] = (row[i] - mean) * inv * gamma[i] + beta[i];
+}
+
+// ---------------------------------------------------------------------------------------------
+// DeviceArena
+
+TEST(DeviceArenaTest, CreateWithoutGpuIsUnavailable) {
+  if (testing::HaveGpu()) GTEST_SKIP() << "a CUDA device is present";
+  auto arena = DeviceArena::Create(0, 1 << 20);
+  ASSERT_FALSE(arena.ok());
+  EXPECT_EQ(arena.status().code(), StatusCode::kUnavailable) << arena.status().ToString();
+}
+
+TEST(DeviceArenaTest, MissingDeviceIsInvalidArgument) {
+  SLUICE_SKIP_WITHOUT_GPU();
+  auto arena = DeviceArena::Create(4096, 1 << 20);
+  ASSERT_FALSE(arena.ok());
+  EXPECT_EQ(arena.status().code(), StatusCode::kInvalidArgument) << arena.status().ToString();
+}
+
+TEST(DeviceArenaTest, EnforcesLimitAndReturnsMemory) {
+  SLUICE_SKIP_WITHOUT_GPU();
+  auto arena = DeviceArena::Create(0, 1 << 20);
+  ASSERT_TRUE(arena.ok()) << arena.status().ToString();
+  DeviceArena& a = **arena;
+  auto first = a.Allocate(600 << 10);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(first->data()) % DeviceArena::kAlignment, 0u);
+  auto second = a.Allocate(600 << 10);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(a.in_use(), DeviceArena::AlignUp(600 << 10));
+  { DeviceBuffer released = std::move(first).value(); }
+  EXPECT_EQ(a.in_use(), 0u);
+  auto third = a.Allocate(600 << 10);
+  EXPECT_TRUE(third.ok()) << third.status().ToString();
+}
+
+TEST(DeviceArenaTest, DeviceOutOfMemoryIsUnavailable) {
+  SLUICE_SKIP_WITHOUT_GPU();
+  auto arena = DeviceArena::Create(0, ~size_t{0} / 2);
+  ASSERT_TRUE(arena.ok()) << arena.status().ToString();
+  auto huge = (*arena)->Allocate(size_t{1} << 50);  // a petabyte
+  ASSERT_FALSE(huge.ok());
+  EXPECT_EQ(huge.status().code(), StatusCode::kUnavailable) << huge.status().ToString();
+  EXPECT_EQ((*arena)->in_use(), 0u);
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);  // the failure left no error behind
+}
+
+TEST(DeviceRegionTest, CarvesAlignedSlicesUntilFull) {
+  SLUICE_SKIP_WITHOUT_GPU();
+  auto arena = DeviceArena::Create(0, 1 << 20);
+  ASSERT_TRUE(arena.ok());
+  auto buffer = (*arena)->Allocate(1024);
+  ASSERT_TRUE(buffer.ok());
+  DeviceRegion region(std::move(buffer).value());
+  auto a = region.Take<float>(10);
+  auto b = region.Take<uint16_t>(3);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(reinterpret_cast<std::byte*>(*b) - reinterpret_cast<std::byte*>(*a), 256);
+  EXPECT_FALSE(region.TakeBytes(1024).ok());
+  region.Reset();
+  EXPECT_TRUE(region.TakeBytes(1024).ok());
+}
+
+// ---------------------------------------------------------------------------------------------
+// LtGemm
+
+struct GemmCase {
+  int rows, in, out;
+};
+
+using GemmParam = std::tuple<GemmCase, GemmEpilogue, CudaDType>;
+
+class LtGemmTest : public ::testing::TestWithParam<GemmParam> {};
+
+TEST_P(LtGemmTest, MatchesReference) {
+  SLUICE_SKIP_WITHOUT_GPU();
+  const auto [shape, epilogue, dtype] = GetParam();
+  const uint32_t seed = testing::FreshSeed();
+  SCOPED_TRACE(fmt::format("seed {}", seed));
+  std::mt19937 rng(seed);
+  const auto x = MakeRandom16(size_t(shape.rows) * shape.in, dtype, rng);
+  const auto w = MakeRandom16(size_t(shape.out) * shape.in, dtype, rng, -0.1f, 0.1f);
+  const auto bias = MakeRandom16(shape.out, dtype, rng);
+
+  DeviceEnv env;
+  auto handle = CublasLtHandle::Create();
+  ASSERT_TRUE(handle.ok()) << handle.status().ToString();
+  const size_t ws_bytes = 32 << 20;
+  void* ws = env.Poisoned(ws_bytes);
+  auto gemm = LtGemm::Create(handle->get(), ws, ws_bytes);
+  ASSERT_TRUE(gemm.ok()) << gemm.status().ToString();
+  LinearArgs args;
+  args.dtype = dtype;
+  args.rows = shape.rows;
+  args.in_features = shape.in;
+  args.out_features = shape.out;
+  args.x = env.Upload(x.bits);
+  args.w = env.Upload(w.bits);
+  args.bias = epilogue == GemmEpilogue::kNone ? nullptr : env.Upload(bias.bits);
+  args.y = env.Poisoned(size_t(shape.rows) * shape.out * 2);
+  args.epilogue = epilogue;
+  ASSERT_TRUE((*gemm)->Linear(args, env.stream()).ok());
+  // A second call with the same shape reuses the plan.
+  ASSERT_TRUE((*gemm)->Linear(args, env.stream()).ok());
+  EXPECT_EQ((*gemm)->cached_plans(), 1u);
+  const auto y = env.Download16(args.y, size_t(shape.rows) * shape.out, dtype);
+
+  std::vector<double> ref(size_t(shape.rows) * shape.out);
+  for (int r = 0; r < shape.rows; ++r) {
+    for (int o = 0; o < shape.out; ++o) {
+      double acc = epilogue == GemmEpilogue::kNone ? 0.0 : bias.values[o];
+      for (int k = 0; k < shape.in; ++k) {
+        acc += x.values[size_t(r) * shape.in + k] * w.values[size_t(o) * shape.in + k];
+      }
+      if (epilogue == GemmEpilogue::kBiasGelu) {
+        acc = 0.5 * acc * (1 + std::tanh(0.7978845608028654 * (acc + 0.044715 * acc * acc * acc)));
+      } else if (epilogue == GemmEpilogue::kBiasRelu) {
+        acc = std::max(acc, 0.0);
+      }
+      ref[size_t(r) * shape.out + o] = acc;
+    }
+  }
+  EXPECT_LT(RelativeError(y, ref), Tolerance(dtype));
+}
+
+std::string GemmName(const ::testing::TestParamInfo<GemmParam>& p) {
+  const GemmCase& c = std::get<0>(p.param);
+  static const char* kEpilogues[] = {"none", "bias", "gelu", "relu"};
+  return fmt::format("{}x{}x{}_{}_{}", c.rows, c.in, c.out,
+                     kEpilogues[static_cast<int>(std::get<1>(p.param))],
+                     CudaDTypeName(std::get<2>(p.param)));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, LtGemmTest,
+    ::testing::Combine(::testing::Values(GemmCase{1, 64, 64}, GemmCase{7, 384, 1152},
+                                         GemmCase{33, 384, 1536}, GemmCase{130, 1536, 384},
+                                         GemmCase{300, 768, 768}),
+                       ::testing::Values(GemmEpilogue::kNone, GemmEpilogue::kBias,
+                                         GemmEpilogue::kBiasGelu, GemmEpilogue::kBiasRelu),
+                       ::testing::ValuesIn(kDTypes)),
+    GemmName);
+
+TEST(LtGemmBadInputTest, RejectsEmptyShapesAndMissingOperands) {
+  SLUICE_SKIP_WITHOUT_GPU();
+  DeviceEnv env;
+  auto handle = CublasLtHandle::Create();
+  ASSERT_TRUE(handle.ok());
+  void* ws = env.Poisoned(1 << 20);
+  auto gemm = LtGemm::Create(handle->get(), ws, 1 << 20);
+  ASSERT_TRUE(gemm.ok());
+  LinearArgs args;
+  args.rows = 0;
+  args.in_features = 8;
+  args.out_features = 8;
+  EXPECT_EQ((*gemm)->Linear(args, env.stream()).code(), StatusCode::kInvalidArgument);
+  args.rows = 8;
+  args.x = args.w = args.y = ws;
+  args.epilogue = GemmEpilogue::kBias;  // with no bias pointer
+  EXPECT_EQ((*gemm)->Linear(args, env.stream()).code(), StatusCode::kInvalidArgument);
+}
+
+// ---------------------------------------------------------------------------------------------
+// EmbeddingLayerNorm
+
+struct EmbeddingCase {
+  int tokens, hidden;
+  bool token_types;
+  int position_offset;
+};
+
+class EmbeddingLayerNormTest
+    : public ::testing::TestWithParam<std::tuple<EmbeddingCase, CudaDType>> {};
+
+TEST_P(EmbeddingLayerNormTest, MatchesReference) {
+  SLUICE_SKIP_WITHOUT_GPU();
+  const auto [c, dtype] = GetParam();
+  const uint32_t seed = testing::FreshSeed();
+  SCOPED_TRACE(fmt::format("seed {}", seed));
+  std::mt19937 rng(seed);
+  const int vocab = 50, positions = 64, types = 2;
+  const auto word = MakeRandom16(size_t(vocab) * c.hidden, dtype, rng);
+  const auto pos = MakeRandom16(size_t(positions) * c.hidden, dtype, rng);
+  const auto type = MakeRandom16(size_t(types) * c.hidden, dtype, rng);
+  const auto gamma = MakeRandom16(c.hidden, dtype, rng, 0.5f, 1.5f);
+  const auto beta = MakeRandom16(c.hidden, dtype, rng);
+  std::vector<int32_t> ids(c.tokens), type_ids(c.tokens), position_ids(c.tokens);
+  for (int t = 0; t < c.tokens; ++t) {
+    ids[t] = int32_t(rng() % vocab);
+    type_ids[t] = int32_t(rng() % types);
+    position_ids[t] = int32_t(rng() % (positions - c.position_offset));
+  }
+
+  DeviceEnv env;
+  EmbeddingLayerNormArgs args;
+  args.dtype = dtype;
+  args.tokens = c.tokens;
+  args.hidden = c.hidden;
+  args.input_ids = static_cast<const int32_t*>(env.Upload(ids));
+  args.token_type_ids = static_cast<const int32_t*>(env.Upload(type_ids));
+  args.position_ids = static_cast<const int32_t*>(env.Upload(position_ids));
+  args.position_offset = c.position_offset;
+  args.word = env.Upload(word.bits);
+  args.position = env.Upload(pos.bits);
+  args.token_type = c.token_types ? env.Upload(type.bits) : nullptr;
+  args.gamma = env.Upload(gamma.bits);
+  args.beta = env.Upload(beta.bits);
+  args.eps = 1e-12f;
+  args.out = env.Poisoned(size_t(c.tokens) * c.hidden * 2);
+  ASSERT_TRUE(EmbeddingLayerNorm(args, env.stream()).ok());
+  const auto out = env.Download16(args.out, size_t(c.tokens) * c.hidden, dtype);
+
+  std::vector<double> ref;
+  for (int t = 0; t < c.tokens; ++t) {
+    std::vector<double> row(c.hidden);
+    for (int i = 0; i < c.hidden; ++i) {
+      row[i] = word.values[size_t(ids[t]) * c.hidden + i] +
+               pos.values[size_t(position_ids[t] + c.position_offset) * c.hidden + i] +
+               (c.token_types ? type.values[size_t(type_ids[t]) * c.hidden + i] : 0.0);
+    }
+    ReferenceLayerNorm(row, gamma.values, beta.values, 1e-12);
+    ref.insert(ref.end(), row.begin(), row.end());
+  }
+  EXPECT_LT(RelativeError(out, ref), Tolerance(dtype));
+}
+
+std::string EmbeddingName(const ::testing::TestParamInfo<std::tuple<EmbeddingCase, CudaDType>>& p) {
+  const EmbeddingCase& c = std::get<0>(p.param);
+  return fmt::format("{}x{}{}_off{}_{}", c.tokens, c.hidden, c.token_types ? "_types" : "",
+                     c.position_offset, CudaDTypeName(std::get<1>(p.param)));
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, EmbeddingLayerNormTest,
+                         ::testing::Combine(::testing::Values(EmbeddingCase{1, 32, false, 0},
+                                                              EmbeddingCase{17, 384, true, 0},
+                                                              EmbeddingCase{100, 768, true, 0},
+                                                              EmbeddingCase{5, 1024, true, 2}),
+                                            ::testing::ValuesIn(kDTypes)),
+                         EmbeddingName);
+
+// ---------------------------------------------------------------------------------------------
+// AddLayerNorm
+
+struct AddLayerNormCase {
+  int rows, hidden;
+  bool bias, in_place;
+};
+
+class AddLayerNormTest : public ::testing::TestWithParam<std::tuple<AddLayerNormCase, CudaDType>> {
+};
+
+TEST_P(AddLayerNormTest, MatchesReference) {
+  SLUICE_SKIP_WITHOUT_GPU();
+  const auto [c, dtype] = GetParam();
+  const uint32_t seed = testing::FreshSeed();
+  SCOPED_TRACE(fmt::format("seed {}", seed));
+  std::mt19937 rng(seed);
+  const size_t n = size_t(c.rows) * c.hidden;
+  const auto x = MakeRandom16(n, dtype, rng, -2.0f, 2.0f);
+  const auto residual = MakeRandom16(n, dtype, rng);
+  const auto bias = MakeRandom16(c.hidden, dtype, rng);
+  const auto gamma = MakeRandom16(c.hidden, dtype, rng, 0.5f, 1.5f);
+  const auto beta = MakeRandom16(c.hidden, dtype, rng);
+
+  DeviceEnv env;
+  AddLayerNormArgs args;
+  args.dtype = dtype;
+  args.rows = c.rows;
+  args.hidden = c.hidden;
+  args.x = env.Upload(x.bits);
+  args.bias = c.bias ? env.Upload(bias.bits) : nullptr;
+  void* residual_dev = env.Upload(residual.bits);
+  args.residual = residual_dev;
+  args.gamma = env.Upload(gamma.bits);
+  args.beta = env.Upload(beta.bits);
+  args.eps = 1e-5f;
+  args.out = c.in_place ? residual_dev : env.Poisoned(n * 2);
+  ASSERT_TRUE(AddLayerNorm(args, env.stream()).ok());
+  const auto out = env.Download16(args.out, n, dtype);
+
+  std::vector<double> ref;
+  for (int r = 0; r < c.rows; ++r) {
+    std::vector<double> row(c.hidden);
+    for (int i = 0; i < c.hidden; ++i) {
+      const size_t k = size_t(r) * c.hidden + i;
+      row[i] = x.values[k] + residual.values[k] + (c.bias ? bias.values[i] : 0.0);
+    }
+    ReferenceLayerNorm(row, gamma.values, beta.values, 1e-5);
+    ref.insert(ref.end(), row.begin(), row.end());
+  }
+  EXPECT_LT(RelativeError(out, ref), Tolerance(dtype));
+}
+
+std::string AddLayerNormName(
+    const ::testing::TestParamInfo<std::tuple<AddLayerNormCase, CudaDType>>& p) {
+  const AddLayerNormCase& c = std::get<0>(p.param);
+  return fmt::format("{}x{}{}{}_{}", c.rows, c.hidden, c.bias ? "_bias" : "",
+                     c.in_place ? "_inplace" : "", CudaDTypeName(std::get<1>(p.param)));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, AddLayerNormTest,
+    ::testing::Combine(::testing::Values(AddLayerNormCase{1, 32, false, false},
+                                         AddLayerNormCase{50, 384, true, false},
+                                         AddLayerNormCase{13, 768, false, true},
+                                         AddLayerNormCase{3, 1000, true, true},
+                                         AddLayerNormCase{7, 2048, true, true},
+                                         AddLayerNormCase{5, 1030, false, false},
+                                         AddLayerNormCase{2, 8192, true, false}),
+                       ::testing::ValuesIn(kDTypes)),
+    AddLayerNormName);
+
+TEST(LayerNormBadInputTest, RejectsWidthsOutsideTheKernel) {
+  // Checked before any launch, so this runs without a GPU too.
+  AddLayerNormArgs add;
+  add.rows = 1;
+  add.hidden = 0;
+  EXPECT_EQ(AddLayerNorm(add, nullptr).code(), StatusCode::kInvalidArgument);
+  add.hidden = 8193;
+  EXPECT_EQ(AddLayerNorm(add, nullptr).code(), StatusCode::kInvalidArgument);
+  EmbeddingLayerNormArgs embed;
+  embed.tokens = -1;
+  embed.hidden = 64;
+  EXPECT_EQ(EmbeddingLayerNorm(embed, nullptr).code(), StatusCode::kInvalidArgument);
+}
+
+// ---------------------------------------------------------------------------------------------
+// FusedAttention
+
+struct AttentionCase {
+  std::vector<int> lengths;
+  int heads, head_dim;
+};
+
+const AttentionCase kAttentionCases[] = {
+    {{1}, 2, 32},          {{5, 64, 65, 130}, 3, 32}, {{300}, 12, 32},
+    {{17, 1, 200}, 2, 64}, {{64, 129, 7}, 2, 128},
+};
+
+class FusedAttentionTest : public ::testing::TestWithParam<std::tuple<AttentionCase, CudaDType>> {};
+
+TEST_P(FusedAttentionTest, MatchesReference) {
+  SLUICE_SKIP_WITHOUT_GPU();
+  const auto [c, dtype] = GetParam();
+  const uint32_t seed = testing::FreshSeed();
+  SCOPED_TRACE(fmt::format("seed {}", seed));
+  std::mt19937 rng(seed);
+  std::vector<int32_t> cu{0};
+  for (int len : c.lengths) cu.push_back(cu.back() + len);
+  const int tokens = cu.back();
+  const int hidden = c.heads * c.head_dim;
+  // Spread of +-2 gives peaked softmax rows, which exercise the running-max rescaling.
+  const auto qkv = MakeRandom16(size_t(tokens) * 3 * hidden, dtype, rng, -2.0f, 2.0f);
+
+  DeviceEnv env;
+  AttentionArgs args;
+  args.dtype = dtype;
+  args.num_sequences = int(c.lengths.size());
+  args.max_seqlen = *std::max_element(c.lengths.begin(), c.lengths.end());
+  args.num_heads = c.heads;
+  args.head_dim = c.head_dim;
+  args.qkv = env.Upload(qkv.bits);
+  args.cu_seqlens = static_cast<const int32_t*>(env.Upload(cu));
+  args.scale = 1.0f / std::sqrt(float(c.head_dim));
+  args.out = env.Poisoned(size_t(tokens) * hidden * 2);
+  ASSERT_TRUE(FusedAttention(args, env.stream()).ok());
+  const auto out = env.Download16(args.out, size_t(tokens) * hidden, dtype);
+
+  // The same batch through the work-list mode, as a graph bucket launches it: a grid larger
+  // than the list, and two empty padding sequences after the real ones.
+  std::vector<int32_t> padded_cu = cu;
+  padded_cu.push_back(tokens);
+  padded_cu.push_back(tokens);
+  const int slots = int(padded_cu.size()) - 1;
+  const int max_tiles = MaxAttentionTiles(tokens, slots) + 3;
+  std::vector<int32_t> tiles(2 * size_t(max_tiles), -1);
+  const int num_tiles = AppendAttentionTiles(padded_cu.data(), slots, tiles.data());
+  ASSERT_LE(num_tiles, MaxAttentionTiles(tokens, slots));
+  AttentionArgs listed = args;
+  listed.num_sequences = slots;
+  listed.cu_seqlens = static_cast<const int32_t*>(env.Upload(padded_cu));
+  listed.tiles = static_cast<const int32_t*>(env.Upload(tiles));
+  listed.num_tiles = static_cast<const int32_t*>(env.Upload(std::vector<int32_t>{num_tiles}));
+  listed.max_tiles = max_tiles;
+  listed.out = env.Poisoned(size_t(tokens) * hidden * 2);
+  ASSERT_TRUE(FusedAttention(listed, env.stream()).ok());
+  const auto listed_out = env.Download16(listed.out, size_t(tokens) * hidden, dtype);
+
+  std::vector<double> ref(size_t(tokens) * hidden);
+  const size_t stride = 3 * size_t(hidden);
+  for (size_t s = 0; s + 1 < cu.size(); ++s) {
+    for (int h = 0; h < c.heads; ++h) {
+      for (int i = cu[s]; i < cu[s + 1]; ++i) {
+        std::vector<double> scores;
+        double mx = -INFINITY;
+        for (int j = cu[s]; j < cu[s + 1]; ++j) {
+          double dot = 0;
+          for (int d = 0; d < c.head_dim; ++d) {
+            dot += qkv.values[i * stride + h * c.head_dim + d] *
+                   qkv.values[j * stride + hidden + h * c.head_dim + d];
+          }
+          scores.push_back(dot / std::sqrt(double(c.head_dim)));
+          mx = std::max(mx, scores.back());
+        }
+        double sum = 0;
+        for (double& v : scores) sum += (v = std::exp(v - mx));
+        for (int d = 0; d < c.head_dim; ++d) {
+          double acc = 0;
+          for (int j = cu[s]; j < cu[s + 1]; ++j) {
+            acc += scores[j - cu[s]] * qkv.values[j * stride + 2 * hidden + h * c.head_dim + d];
+          }
+          ref[size_t(i) * hidden + h * c.head_dim + d] = acc / sum;
+        }
+      }
+    }
+  }
+  EXPECT_LT(RelativeError(out, ref), Tolerance(dtype));
+  EXPECT_LT(RelativeError(listed_out, ref), Tolerance(dtype));
+}
+
+std::string AttentionName(const ::testing::TestParamInfo<std::tuple<AttentionCase, CudaDType>>& p) {
+  const AttentionCase& c = std::get<0>(p.param);
+  return fmt::format("len_{}_h{}_d{}_{}", fmt::join(c.lengths, "_"), c.heads, c.head_dim,
+                     CudaDTypeName(std::get<1>(p.param)));
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, FusedAttentionTest,
+                         ::testing::Combine(::testing::ValuesIn(kAttentionCases),
+                                            ::testing::ValuesIn(kDTypes)),
+                         AttentionName);
+
+TEST(FusedAttentionBadInputTest, RejectsHeadSizesNotCompiled) {
+  AttentionArgs args;
+  args.num_sequences = 1;
+  args.max_seqlen = 4;
+  args.num_heads = 1;
+  args.head_dim = 48;
+  EXPECT_FALSE(FusedAttentionSupportsHeadDim(48));
+  EXPECT_EQ(FusedAttention(args, nullptr).code(), StatusCode::kInvalidArgument);
+  args.head_dim = 64;
+  args.num_heads = 0;
+  EXPECT_EQ(FusedAttention(args, nullptr).code(), StatusCode::kInvalidArgument);
+  args.num_heads = 1;
+  const int32_t tiles[2] = {0, 0};
+  args.tiles = tiles;  // a work list without its length
+  args.max_tiles = 1;
+  EXPECT_EQ(FusedAttention(args, nullptr).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(AttentionTilesTest, ListsEveryQueryTileOfEverySequence) {
+  const std::vector<int32_t> cu = {0, 1, 1, 65, 193, 193};
+  std::vector<int32_t> tiles(2 * 16, -1);
+  const int n = AppendAttentionTiles(cu.data(), 5, tiles.data());
+  const std::vector<int32_t> expected = {0, 0, 2, 0, 3, 0, 3, 64};
+  ASSERT_EQ(n, 4);
+  EXPECT_EQ(std::vector<int32_t>(tiles.begin(), tiles.begin() + 2 * n), expected);
+  EXPECT_LE(n, MaxAttentionTiles(193, 5));
+  EXPECT_EQ(MaxAttentionTiles(10, 4), 4);    // one tile per short sequence
+  EXPECT_EQ(MaxAttentionTiles(3, 8), 3);     // never more tiles than tokens
+  EXPECT_EQ(MaxAttentionTiles(640, 2), 12);  // 640 / 64 + 2
+}
+
+// ---------------------------------------------------------------------------------------------
+// PoolAndNormalize
+
+class PoolingTest : public ::testing::TestWithParam<std::tuple<Pooling, CudaDType>> {};
+
+TEST_P(PoolingTest, MatchesReference) {
+  SLUICE_SKIP_WITHOUT_GPU();
+  const auto [pooling, dtype] = GetParam();
+  const uint32_t seed = testing::FreshSeed();
+  SCOPED_TRACE(fmt::format("seed {}", seed));
+  std::mt19937 rng(seed);
+  // The last slot is empty, as the padding slots of a graph bucket are: it pools to zeros.
+  const std::vector<int> lengths = {1, 3, 20, 7, 0};
+  const std::vector<uint8_t> normalize = {1, 0, 1, 0, 1};
+  const int hidden = 384;
+  std::vector<int32_t> cu{0};
+  for (int len : lengths) cu.push_back(cu.back() + len);
+  const auto states = MakeRandom16(size_t(cu.back()) * hidden, dtype, rng);
+
+  DeviceEnv env;
+  PoolingArgs args;
+  args.dtype = dtype;
+  args.pooling = pooling;
+  args.num_sequences = int(lengths.size());
+  args.hidden = hidden;
+  args.states = env.Upload(states.bits);
+  args.cu_seqlens = static_cast<const int32_t*>(env.Upload(cu));
+  args.normalize = static_cast<const uint8_t*>(env.Upload(normalize));
+  args.out = static_cast<float*>(env.Poisoned(lengths.size() * hidden * sizeof(float)));
+  ASSERT_TRUE(PoolAndNormalize(args, env.stream()).ok());
+  const auto raw = env.Download<float>(args.out, lengths.size() * hidden);
+  const std::vector<double> out(raw.begin(), raw.end());
+
+  std::vector<double> ref;
+  for (size_t s = 0; s < lengths.size(); ++s) {
+    std::vector<double> v(hidden, 0.0);
+    for (int i = 0; i < hidden && lengths[s] > 0; ++i) {
+      auto at = [&](int t) { return states.values[size_t(t) * hidden + i]; };
+      double acc = pooling == Pooling::kMax ? -INFINITY : 0.0;
+      for (int t = cu[s]; t < cu[s + 1]; ++t) {
+        acc = pooling == Pooling::kMax ? std::max(acc, at(t)) : acc + at(t);
+      }
+      switch (pooling) {
+        case Pooling::kCls:
+          v[i] = at(cu[s]);
+          break;
+        case Pooling::kLastToken:
+          v[i] = at(cu[s + 1] - 1);
+          break;
+        case Pooling::kMax:
+          v[i] = acc;
+          break;
+        case Pooling::kMean:
+          v[i] = acc / lengths[s];
+          break;
+        case Pooling::kMeanSqrtLen:
+          v[i] = acc / std::sqrt(double(lengths[s]));
+          break;
+      }
+    }
+    if (normalize[s] && lengths[s] > 0) {
+      double norm = 0;
+      for (double x : v) norm += x * x;
+      for (double& x : v) x /= std::sqrt(norm);
+    }
+    ref.insert(ref.end(), v.begin(), v.end());
+  }
+  // Float32 arithmetic over exact 16-bit inputs.
+  EXPECT_LT(RelativeError(out, ref), 1e-5);
+  for (size_t s = 0; s < lengths.size(); ++s) {
+    if (!normalize[s] || lengths[s] == 0) continue;
+    double norm = 0;
+    for (int i = 0; i < hidden; ++i) norm += out[s * hidden + i] * out[s * hidden + i];
+    EXPECT_NEAR(std::sqrt(norm), 1.0, 1e-5);
+  }
+}
+
+std::string PoolingName(const ::testing::TestParamInfo<std::tuple<Pooling, CudaDType>>& p) {
+  static const char* kNames[] = {"cls", "mean", "max", "mean_sqrt_len", "last"};
+  return fmt::format("{}_{}", kNames[static_cast<int>(std::get<0>(p.param))],
+                     CudaDTypeName(std::get<1>(p.param)));
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, PoolingTest,
+                         ::testing::Combine(::testing::Values(Pooling::kCls, Pooling::kMean,
+                                                              Pooling::kMax, Pooling::kMeanSqrtLen,
+                                                              Pooling::kLastToken),
+                                            ::testing::ValuesIn(kDTypes)),
+                         PoolingName);
+
+TEST(PoolingBadInputTest, RejectsZeroWidth) {
+  PoolingArgs args;
+  args.num_sequences = 1;
+  args.hidden = 0;
+  EXPECT_EQ(PoolAndNormalize(args, nullptr).code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace sluice::cuda
