@@ -8,23 +8,6 @@
 #include "common/logging.h"
 
 namespace sluice {
-namespace {
-
-void AppendSequence(const Encoding& e, bool normalize, Batch* batch) {
-  if (batch->cu_seqlens.empty()) batch->cu_seqlens.push_back(0);
-  batch->input_ids.insert(batch->input_ids.end(), e.ids.begin(), e.ids.end());
-  if (e.type_ids.size() == e.ids.size()) {
-    batch->token_type_ids.insert(batch->token_type_ids.end(), e.type_ids.begin(), e.type_ids.end());
-  } else {
-    batch->token_type_ids.resize(batch->input_ids.size(), 0);
-  }
-  for (size_t p = 0; p < e.ids.size(); ++p) batch->position_ids.push_back(static_cast<int32_t>(p));
-  batch->cu_seqlens.push_back(static_cast<int32_t>(batch->input_ids.size()));
-  batch->max_seqlen = std::max(batch->max_seqlen, static_cast<int32_t>(e.ids.size()));
-  batch->normalize.push_back(normalize ? 1 : 0);
-}
-
-}  // namespace
 
 struct DynamicBatcher::Replica {
   size_t index = 0;
@@ -200,7 +183,8 @@ void DynamicBatcher::RunBatch(Replica* replica, std::vector<QueuedSequence> batc
   BatchStats stats;
   stats.replica = replica->index;
   for (const QueuedSequence& s : live) {
-    AppendSequence(s.task->sequence(s.index), s.task->normalize(), &input);
+    const Encoding& e = s.task->sequence(s.index);
+    input.Add(e.ids, e.type_ids, s.task->normalize());
     stats.max_queue_wait =
         std::max<std::chrono::nanoseconds>(stats.max_queue_wait, now - s.enqueued);
   }
