@@ -1,0 +1,254 @@
+// `sluice serve`: the HTTP server. Listens at once (so /health answers and /ready says 503),
+// loads the model on a second thread, then publishes the embedding service.
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backends/cpu/cpu_backend.h"
+#include "cli/commands.h"
+#include "common/logging.h"
+#include "engine/encoder_config.h"
+#include "engine/encoder_weights.h"
+#include "engine/pooling.h"
+#include "model/model_dir.h"
+#include "model/weight_store.h"
+#include "scheduler/dynamic_batcher.h"
+#include "server/api_context.h"
+#include "server/embedding_service.h"
+#include "server/http_server.h"
+#include "server/routes.h"
+#include "tokenizer/tokenizer.h"
+
+namespace sluice::cli {
+namespace {
+
+struct ServeFlags {
+  std::string model;
+  std::vector<std::string> served_model_names;
+  std::string host = "0.0.0.0";
+  uint16_t port = 8080;
+  int io_threads = 2;
+  int backend_threads = 0;
+  size_t max_batch_tokens = 16384;
+  size_t max_batch_requests = 64;
+  int64_t max_queue_delay_us = 2000;
+  size_t max_concurrent_requests = 512;
+  size_t max_client_batch_size = 512;
+  size_t payload_limit = 2000000;
+  size_t max_input_length = 0;
+  bool auto_truncate = false;
+  int64_t request_timeout_ms = 30000;
+  int64_t header_timeout_ms = 10000;
+  int64_t idle_timeout_ms = 60000;
+  int64_t shutdown_grace_ms = 30000;
+};
+
+// Everything a loaded model needs to stay alive while it serves.
+struct LoadedModel {
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<DynamicBatcher> batcher;
+  std::unique_ptr<EmbeddingService> service;
+};
+
+StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const ServeFlags& flags, ApiContext* context) {
+  auto loaded = std::make_unique<LoadedModel>();
+  SLUICE_ASSIGN_OR_RETURN(ModelDir dir, ModelDir::Open(flags.model));
+  SLUICE_ASSIGN_OR_RETURN(loaded->tokenizer, Tokenizer::FromFile(dir.tokenizer_path));
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<WeightStore> store, WeightStore::Open(dir.dir));
+  SLUICE_ASSIGN_OR_RETURN(EncoderConfig config, EncoderConfig::FromHf(dir.config));
+  SLUICE_ASSIGN_OR_RETURN(EncoderWeights weights, EncoderWeights::Bind(*store, config));
+  SLUICE_ASSIGN_OR_RETURN(Pooling pooling, ParsePooling(dir.pooling));
+  CpuBackendOptions cpu_options;
+  cpu_options.num_threads = flags.backend_threads;
+  SLUICE_ASSIGN_OR_RETURN(loaded->backend,
+                          CpuBackend::Create(config, weights, pooling, cpu_options));
+
+  size_t model_max = dir.max_seq_length > 0 ? static_cast<size_t>(dir.max_seq_length)
+                                            : static_cast<size_t>(config.max_position_embeddings);
+  size_t max_input =
+      flags.max_input_length > 0 ? std::min(flags.max_input_length, model_max) : model_max;
+  if (flags.max_batch_tokens < max_input) {
+    return InvalidArgument("--max-batch-tokens (" + std::to_string(flags.max_batch_tokens) +
+                           ") must hold one input of the maximum length (" +
+                           std::to_string(max_input) + ")");
+  }
+  BatchLimits limits;
+  limits.max_batch_tokens = flags.max_batch_tokens;
+  limits.max_batch_requests = flags.max_batch_requests;
+  limits.max_sequence_length = max_input;
+  SLUICE_RETURN_IF_ERROR(loaded->backend->Warmup(limits));
+
+  DynamicBatcherOptions batcher_options;
+  batcher_options.policy.max_batch_tokens = flags.max_batch_tokens;
+  batcher_options.policy.max_batch_requests = flags.max_batch_requests;
+  batcher_options.policy.max_queue_delay = std::chrono::microseconds(flags.max_queue_delay_us);
+  SLUICE_ASSIGN_OR_RETURN(loaded->batcher,
+                          DynamicBatcher::Create(batcher_options, {loaded->backend.get()}));
+
+  EmbeddingServiceOptions service_options;
+  service_options.max_input_length = max_input;
+  service_options.max_client_batch_size = flags.max_client_batch_size;
+  service_options.max_concurrent_requests = flags.max_concurrent_requests;
+  service_options.auto_truncate = flags.auto_truncate;
+  service_options.normalize = dir.normalize;
+  SLUICE_ASSIGN_OR_RETURN(
+      loaded->service,
+      EmbeddingService::Create(service_options, loaded->tokenizer.get(), loaded->batcher.get()));
+
+  ModelDescription& m = context->model;
+  m.id = dir.name;
+  m.served_names = flags.served_model_names;
+  if (m.served_names.empty()) m.served_names.push_back(dir.name);
+  m.backend = loaded->backend->name();
+  m.embedding_dim = loaded->backend->embedding_dim();
+  m.max_input_length = max_input;
+  m.normalize = dir.normalize;
+  Backend* backend = loaded->backend.get();
+  context->health = [backend] { return backend->Health(); };
+  context->service.store(loaded->service.get(), std::memory_order_release);
+  SLUICE_LOG_INFO("model {} ready: dim {}, max input {} tokens, backend {}", dir.name,
+                  m.embedding_dim, max_input, m.backend);
+  return loaded;
+}
+
+int Serve(const ServeFlags& flags) {
+  HttpServerOptions http;
+  http.host = flags.host;
+  http.port = flags.port;
+  http.io_threads = flags.io_threads;
+  http.payload_limit = flags.payload_limit;
+  http.header_timeout = std::chrono::milliseconds(flags.header_timeout_ms);
+  http.idle_timeout = std::chrono::milliseconds(flags.idle_timeout_ms);
+  http.shutdown_grace = std::chrono::milliseconds(flags.shutdown_grace_ms);
+  http.handle_signals = true;
+
+  ApiContext context;
+  context.limits.request_timeout = std::chrono::milliseconds(flags.request_timeout_ms);
+  context.limits.payload_limit = flags.payload_limit;
+  context.limits.max_batch_tokens = flags.max_batch_tokens;
+  context.limits.max_batch_requests = flags.max_batch_requests;
+  context.limits.max_client_batch_size = flags.max_client_batch_size;
+  context.limits.max_concurrent_requests = flags.max_concurrent_requests;
+
+  Router router;
+  AddOpenAiRoutes(&router, &context);
+  AddTeiRoutes(&router, &context);
+  AddAdminRoutes(&router, &context);
+
+  StatusOr<std::unique_ptr<HttpServer>> server = HttpServer::Create(http, &router);
+  if (!server.ok()) {
+    SLUICE_LOG_ERROR("sluice serve: {}", server.status().ToString());
+    return 1;
+  }
+  SLUICE_LOG_INFO("listening on {}:{} ({} I/O threads)", flags.host, (*server)->port(),
+                  flags.io_threads);
+
+  std::unique_ptr<LoadedModel> model;
+  Status load_status;
+  std::thread loader([&] {
+    StatusOr<std::unique_ptr<LoadedModel>> loaded = LoadModel(flags, &context);
+    if (loaded.ok()) {
+      model = std::move(loaded).value();
+    } else {
+      load_status = loaded.status();
+      SLUICE_LOG_ERROR("cannot load model {}: {}", flags.model, load_status.ToString());
+      (*server)->Shutdown();
+    }
+  });
+  (*server)->Run();
+  loader.join();
+  // Connections are closed; finish whatever is still queued, then free the model.
+  if (model) model->batcher->Stop();
+  SLUICE_LOG_INFO("stopped");
+  return load_status.ok() ? 0 : 1;
+}
+
+}  // namespace
+
+void AddServeCommand(CLI::App& app, int* exit_code) {
+  auto flags = std::make_shared<ServeFlags>();
+  CLI::App* cmd = app.add_subcommand("serve", "Serve embeddings over HTTP (OpenAI and TEI APIs)");
+  cmd->add_option("--model", flags->model, "Model directory")->required()->envname("SLUICE_MODEL");
+  cmd->add_option("--served-model-name", flags->served_model_names,
+                  "Names accepted in a request's \"model\" (default: the model directory's name)")
+      ->envname("SLUICE_SERVED_MODEL_NAME");
+  cmd->add_option("--host", flags->host, "Listen address")
+      ->envname("SLUICE_HOST")
+      ->capture_default_str();
+  cmd->add_option("--port", flags->port, "Listen port")
+      ->envname("SLUICE_PORT")
+      ->capture_default_str();
+  cmd->add_option("--io-threads", flags->io_threads, "HTTP I/O threads (parse, tokenize, write)")
+      ->envname("SLUICE_IO_THREADS")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--backend-threads", flags->backend_threads,
+                  "CPU threads per forward pass (0: all cores)")
+      ->envname("SLUICE_BACKEND_THREADS")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-batch-tokens", flags->max_batch_tokens,
+                  "A batch closes when it holds this many tokens")
+      ->envname("SLUICE_MAX_BATCH_TOKENS")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-batch-requests", flags->max_batch_requests,
+                  "... or this many sequences (1 turns batching off)")
+      ->envname("SLUICE_MAX_BATCH_REQUESTS")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-queue-delay-us", flags->max_queue_delay_us,
+                  "... or its oldest sequence has waited this long (microseconds)")
+      ->envname("SLUICE_MAX_QUEUE_DELAY_US")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-concurrent-requests", flags->max_concurrent_requests,
+                  "Requests in flight at once; more get 429")
+      ->envname("SLUICE_MAX_CONCURRENT_REQUESTS")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-client-batch-size", flags->max_client_batch_size,
+                  "Inputs in one request; more get 413")
+      ->envname("SLUICE_MAX_CLIENT_BATCH_SIZE")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--payload-limit", flags->payload_limit, "Request body bytes; more get 413")
+      ->envname("SLUICE_PAYLOAD_LIMIT")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-input-length", flags->max_input_length,
+                  "Tokens per input (0: the model's max_seq_length)")
+      ->envname("SLUICE_MAX_INPUT_LENGTH")
+      ->capture_default_str();
+  cmd->add_flag("--auto-truncate", flags->auto_truncate,
+                "Truncate over-long inputs instead of answering 413")
+      ->envname("SLUICE_AUTO_TRUNCATE");
+  cmd->add_option("--request-timeout", flags->request_timeout_ms,
+                  "Milliseconds a request may take before it is answered 504 (a client's "
+                  "x-request-timeout-ms can shorten it)")
+      ->envname("SLUICE_REQUEST_TIMEOUT")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--header-timeout-ms", flags->header_timeout_ms,
+                  "Milliseconds from a request's first byte to the end of its headers")
+      ->envname("SLUICE_HEADER_TIMEOUT_MS")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--idle-timeout-ms", flags->idle_timeout_ms,
+                  "Milliseconds an idle keep-alive connection stays open")
+      ->envname("SLUICE_IDLE_TIMEOUT_MS")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--shutdown-grace-ms", flags->shutdown_grace_ms,
+                  "On SIGTERM/SIGINT, how long in-flight requests may finish")
+      ->envname("SLUICE_SHUTDOWN_GRACE_MS")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->callback([flags, exit_code] { *exit_code = Serve(*flags); });
+}
+
+}  // namespace sluice::cli

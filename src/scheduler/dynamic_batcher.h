@@ -1,0 +1,88 @@
+// DynamicBatcher: gathers the sequences of concurrent requests into batches (BatchQueue rules)
+// and hands each batch to the least-loaded engine replica. One thread owns the queue; each
+// replica (one Backend: the CPU, or one GPU) has its own thread.
+//
+// Thread-safety: Submit() and the accessors may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+#include "engine/backend.h"
+#include "scheduler/batch_queue.h"
+#include "scheduler/embed_task.h"
+
+namespace sluice {
+
+// What one executed batch looked like, for metrics.
+struct BatchStats {
+  size_t sequences = 0;
+  size_t tokens = 0;
+  std::chrono::nanoseconds max_queue_wait{0};  // of the batch's oldest sequence
+  std::chrono::nanoseconds inference{0};       // Backend::Embed wall time
+  size_t replica = 0;
+};
+
+struct DynamicBatcherOptions {
+  BatchPolicy policy;
+  // Batches a replica may hold (running + waiting); 2 lets the next batch be ready when the
+  // current one ends while keeping the rest in the queue, where they can still grow.
+  size_t max_batches_per_replica = 2;
+  // Called on a replica thread after each batch; may be empty.
+  std::function<void(const BatchStats&)> on_batch;
+};
+
+class DynamicBatcher {
+ public:
+  // `replicas` must outlive the batcher and share one embedding_dim.
+  static StatusOr<std::unique_ptr<DynamicBatcher>> Create(DynamicBatcherOptions options,
+                                                          std::vector<Backend*> replicas);
+  // Stop()s.
+  ~DynamicBatcher();
+  DynamicBatcher(const DynamicBatcher&) = delete;
+  DynamicBatcher& operator=(const DynamicBatcher&) = delete;
+
+  // Queues `task`. Its done() runs later on a batcher or replica thread, or at once when the
+  // task is empty or the batcher is stopping (Unavailable).
+  void Submit(EmbedTask task);
+
+  // Refuses new tasks, computes those already queued, then joins every thread. Idempotent.
+  void Stop();
+
+  int embedding_dim() const { return dim_; }
+  size_t num_replicas() const { return replicas_.size(); }
+  // Sequences waiting for a batch.
+  size_t queue_depth() const;
+
+ private:
+  struct Replica;
+
+  DynamicBatcher(DynamicBatcherOptions options, std::vector<Backend*> backends, int dim);
+
+  void BatcherLoop();
+  void ReplicaLoop(Replica* replica);
+  void RunBatch(Replica* replica, std::vector<QueuedSequence> batch);
+  // The replica with a free slot and the least queued work, or null.
+  Replica* PickReplica();
+
+  const DynamicBatcherOptions options_;
+  const int dim_;
+
+  mutable std::mutex mu_;
+  std::condition_variable batcher_cv_;  // work queued, a replica slot freed, or stopping
+  BatchQueue queue_;                    // GUARDED_BY(mu_)
+  bool stopping_ = false;               // GUARDED_BY(mu_)
+  bool batcher_done_ = false;           // GUARDED_BY(mu_): no more batches will be made
+  std::vector<std::unique_ptr<Replica>> replicas_;
+  std::thread batcher_thread_;
+  std::once_flag stop_once_;
+};
+
+}  // namespace sluice
