@@ -80,9 +80,10 @@ def bench_ort(sess, seq: int, batch: int, seconds: float) -> tuple:
     return (batch * 1e3 / median, median, times[min(len(times) - 1, len(times) * 9 // 10)])
 
 
-def bench_sluice(binary: pathlib.Path, threads: int, seq: int, batch: int,
+def bench_sluice(binary: pathlib.Path, model: str, threads: int, seq: int, batch: int,
                  seconds: float) -> tuple:
-    out = subprocess.run([str(binary), "--threads", str(threads), "--seconds", str(seconds),
+    out = subprocess.run([str(binary), "--model", model, "--threads", str(threads),
+                          "--seconds", str(seconds),
                           "--csv", "--seq", str(seq), "--batch", str(batch)], check=True,
                          capture_output=True, text=True).stdout
     _, _, sps, median, p90 = out.strip().splitlines()[-1].split(",")
@@ -105,7 +106,7 @@ def main() -> int:
     sess = ort_session(onnx_path, args.threads)
     sluice, ort_results = {}, {}
     for seq, batch in SHAPES:
-        sluice[(seq, batch)] = bench_sluice(pathlib.Path(args.bench), args.threads, seq, batch,
+        sluice[(seq, batch)] = bench_sluice(pathlib.Path(args.bench), args.model, args.threads, seq, batch,
                                             args.seconds)
         ort_results[(seq, batch)] = bench_ort(sess, seq, batch, args.seconds)
 

@@ -51,10 +51,16 @@ StatusOr<std::unique_ptr<Backend>> CreateBackend(const LoadOptions& options,
     return std::unique_ptr<Backend>(std::move(backend));
   }
 #ifdef SLUICE_WITH_CUDA
-  CudaBackendOptions cuda;
+  cuda::CudaBackendOptions cuda;
   cuda.device = options.device.index;
-  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> backend,
-                          CudaBackend::Create(config, weights, pooling, cuda));
+  cuda.gpu_memory_limit = options.gpu_memory_limit;
+  if (options.gpu_dtype == "bf16") {
+    cuda.dtype = cuda::CudaDType::kBF16;
+  } else if (options.gpu_dtype != "fp16") {
+    return InvalidArgument("unknown GPU dtype '" + options.gpu_dtype + "' (expected fp16 or bf16)");
+  }
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<cuda::CudaBackend> backend,
+                          cuda::CudaBackend::Create(config, weights, pooling, cuda));
   return std::unique_ptr<Backend>(std::move(backend));
 #else
   return Unavailable("device " + options.device.ToString() +
