@@ -15,7 +15,7 @@
 namespace sluice::cuda {
 
 // Query rows handled by one block of the attention kernel (one work tile).
-inline constexpr int kAttentionQueryTile = 64;
+inline constexpr int kAttentionQueryTile = 128;
 
 struct AttentionArgs {
   CudaDType dtype = CudaDType::kF16;
