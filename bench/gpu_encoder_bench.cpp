@@ -12,7 +12,8 @@
 // Usage: gpu_encoder_bench --model DIR [--dtype f16|bf16] [--seqs 1,32,256]
 //                          [--lens 32,128,512] [--seconds S] [--graph-max-tokens N]
 //                          [--tune-candidates N] [--residual-in-gemm 0|1]
-//                          [--out-bias-in-ln 0|1] [--profile 0|1] [--gemm-sweep N]
+//                          [--out-bias-in-ln 0|1] [--qkv-bias-in-attention 0|1]
+//                          [--profile 0|1] [--gemm-sweep N]
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -199,15 +200,16 @@ int Run(int argc, char** argv) {
     if (flag == "--tune-candidates") options.gemm_tune_candidates = std::atoi(value);
     if (flag == "--residual-in-gemm") options.residual_in_gemm = std::atoi(value) != 0;
     if (flag == "--out-bias-in-ln") options.out_bias_in_layernorm = std::atoi(value) != 0;
+    if (flag == "--qkv-bias-in-attention") options.qkv_bias_in_attention = std::atoi(value) != 0;
     if (flag == "--profile") profile = std::atoi(value) != 0;
     if (flag == "--gemm-sweep") sweep = std::atoi(value);
   }
   if (model_dir.empty()) {
-    fmt::print(
-        stderr,
-        "usage: gpu_encoder_bench --model DIR [--dtype f16|bf16] [--seqs 1,32,256] "
-        "[--lens 32,128,512] [--seconds S] [--graph-max-tokens N] [--tune-candidates N] "
-        "[--residual-in-gemm 0|1] [--out-bias-in-ln 0|1] [--profile 0|1] [--gemm-sweep N]\n");
+    fmt::print(stderr,
+               "usage: gpu_encoder_bench --model DIR [--dtype f16|bf16] [--seqs 1,32,256] "
+               "[--lens 32,128,512] [--seconds S] [--graph-max-tokens N] [--tune-candidates N] "
+               "[--residual-in-gemm 0|1] [--out-bias-in-ln 0|1] [--qkv-bias-in-attention 0|1] "
+               "[--profile 0|1] [--gemm-sweep N]\n");
     return 2;
   }
   auto dir = ModelDir::Open(model_dir);

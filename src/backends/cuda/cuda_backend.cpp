@@ -597,8 +597,10 @@ Status CudaBackend::EnqueueForward(const ForwardShape& shape, cudaStream_t strea
 
   const int inter = config_.intermediate_size;
   for (const DeviceLayerWeights& layer : weights_.layers) {
-    SLUICE_RETURN_IF_ERROR(
-        linear(hidden_, layer.qkv_weight, layer.qkv_bias, scratch_, h, 3 * h, GemmEpilogue::kBias));
+    const bool qkv_bias_late = options_.qkv_bias_in_attention;
+    SLUICE_RETURN_IF_ERROR(linear(hidden_, layer.qkv_weight, layer.qkv_bias, scratch_, h, 3 * h,
+                                  qkv_bias_late ? GemmEpilogue::kNone : GemmEpilogue::kBias));
+    attention.qkv_bias = qkv_bias_late ? layer.qkv_bias : nullptr;
     SLUICE_RETURN_IF_ERROR(mark("qkv_gemm"));
     SLUICE_RETURN_IF_ERROR(FusedAttention(attention, stream));
     SLUICE_RETURN_IF_ERROR(mark("attention"));

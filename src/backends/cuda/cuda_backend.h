@@ -47,6 +47,8 @@ struct CudaBackendOptions {
   // Add the output projections' biases in the LayerNorm after them rather than in the GEMM
   // epilogue (a GEMM with no epilogue runs faster).
   bool out_bias_in_layernorm = true;
+  // Leave the Q/K/V bias out of the fused projection's GEMM; attention applies it exactly.
+  bool qkv_bias_in_attention = true;
 };
 
 // GPU time of one kind of op in a forward pass (CudaBackend::ProfileForward).

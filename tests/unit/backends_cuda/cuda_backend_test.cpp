@@ -332,7 +332,8 @@ TEST_P(CudaBackendTest, MatchesDoublePrecisionForwardAndBatchingIsInvisible) {
                                         .dtype = dtype,
                                         .gpu_memory_limit = 0,
                                         .residual_in_gemm = in_gemm,
-                                        .out_bias_in_layernorm = !in_gemm});
+                                        .out_bias_in_layernorm = !in_gemm,
+                                        .qkv_bias_in_attention = !in_gemm});
     ASSERT_TRUE(backend.ok()) << backend.status().ToString();
     CudaBackend& b = **backend;
     EXPECT_EQ(b.name(), "cuda:0");

@@ -494,6 +494,7 @@ TEST(LayerNormBadInputTest, RejectsWidthsOutsideTheKernel) {
 struct AttentionCase {
   std::vector<int> lengths;
   int heads, head_dim;
+  bool bias = false;  // the fused projection's bias, applied by the kernel
 };
 
 const AttentionCase kAttentionCases[] = {
@@ -515,6 +516,10 @@ TEST_P(FusedAttentionTest, MatchesReference) {
   const int hidden = c.heads * c.head_dim;
   // Spread of +-2 gives peaked softmax rows, which exercise the running-max rescaling.
   const auto qkv = MakeRandom16(size_t(tokens) * 3 * hidden, dtype, rng, -2.0f, 2.0f);
+  const auto bias = MakeRandom16(3 * size_t(hidden), dtype, rng, -1.0f, 1.0f);
+  auto value = [&](size_t token, size_t column) {
+    return qkv.values[token * 3 * hidden + column] + (c.bias ? bias.values[column] : 0.0);
+  };
 
   DeviceEnv env;
   AttentionArgs args;
@@ -524,6 +529,7 @@ TEST_P(FusedAttentionTest, MatchesReference) {
   args.num_heads = c.heads;
   args.head_dim = c.head_dim;
   args.qkv = env.Upload(qkv.bits);
+  args.qkv_bias = c.bias ? env.Upload(bias.bits) : nullptr;
   args.cu_seqlens = static_cast<const int32_t*>(env.Upload(cu));
   args.scale = 1.0f / std::sqrt(float(c.head_dim));
   args.out = env.Poisoned(size_t(tokens) * hidden * 2);
@@ -551,7 +557,6 @@ TEST_P(FusedAttentionTest, MatchesReference) {
   const auto listed_out = env.Download16(listed.out, size_t(tokens) * hidden, dtype);
 
   std::vector<double> ref(size_t(tokens) * hidden);
-  const size_t stride = 3 * size_t(hidden);
   for (size_t s = 0; s + 1 < cu.size(); ++s) {
     for (int h = 0; h < c.heads; ++h) {
       for (int i = cu[s]; i < cu[s + 1]; ++i) {
@@ -560,8 +565,7 @@ TEST_P(FusedAttentionTest, MatchesReference) {
         for (int j = cu[s]; j < cu[s + 1]; ++j) {
           double dot = 0;
           for (int d = 0; d < c.head_dim; ++d) {
-            dot += qkv.values[i * stride + h * c.head_dim + d] *
-                   qkv.values[j * stride + hidden + h * c.head_dim + d];
+            dot += value(i, h * c.head_dim + d) * value(j, hidden + h * c.head_dim + d);
           }
           scores.push_back(dot / std::sqrt(double(c.head_dim)));
           mx = std::max(mx, scores.back());
@@ -571,7 +575,7 @@ TEST_P(FusedAttentionTest, MatchesReference) {
         for (int d = 0; d < c.head_dim; ++d) {
           double acc = 0;
           for (int j = cu[s]; j < cu[s + 1]; ++j) {
-            acc += scores[j - cu[s]] * qkv.values[j * stride + 2 * hidden + h * c.head_dim + d];
+            acc += scores[j - cu[s]] * value(j, 2 * hidden + h * c.head_dim + d);
           }
           ref[size_t(i) * hidden + h * c.head_dim + d] = acc / sum;
         }
@@ -584,8 +588,8 @@ TEST_P(FusedAttentionTest, MatchesReference) {
 
 std::string AttentionName(const ::testing::TestParamInfo<std::tuple<AttentionCase, CudaDType>>& p) {
   const AttentionCase& c = std::get<0>(p.param);
-  return fmt::format("len_{}_h{}_d{}_{}", fmt::join(c.lengths, "_"), c.heads, c.head_dim,
-                     CudaDTypeName(std::get<1>(p.param)));
+  return fmt::format("len_{}_h{}_d{}{}_{}", fmt::join(c.lengths, "_"), c.heads, c.head_dim,
+                     c.bias ? "_bias" : "", CudaDTypeName(std::get<1>(p.param)));
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, FusedAttentionTest,
@@ -608,6 +612,11 @@ TEST(FusedAttentionBadInputTest, RejectsHeadSizesNotCompiled) {
   const int32_t tiles[2] = {0, 0};
   args.tiles = tiles;  // a work list without its length
   args.max_tiles = 1;
+  EXPECT_EQ(FusedAttention(args, nullptr).code(), StatusCode::kInvalidArgument);
+  args.tiles = nullptr;
+  args.max_tiles = 0;
+  alignas(16) const uint16_t bias[16] = {};
+  args.qkv_bias = bias + 1;  // the bias is copied in 16-byte pieces
   EXPECT_EQ(FusedAttention(args, nullptr).code(), StatusCode::kInvalidArgument);
 }
 

@@ -8,6 +8,8 @@
 namespace sluice::cuda {
 namespace {
 
+using kernels::ToFloat;
+
 // One block: a query tile of 128 rows of one head. Each warp owns 16-row m-tiles of it for the
 // whole pass (4 warps x 2 m-tiles for head sizes up to 64, 8 warps x 1 for 128), so the scores,
 // probabilities and output accumulators never leave registers (mma.sync m16n8k16 fragments),
@@ -32,7 +34,8 @@ template <int D>
 struct Layout {
   static constexpr int kLd = D + 8;  // 16-bit elements per row
   static constexpr int kKvTile = kBlockN * kLd;
-  static constexpr size_t kBytes = sizeof(uint16_t) * (kBlockM * kLd + 4 * kKvTile);
+  // Q tile, two K and two V tiles, then the Q and V biases of the head.
+  static constexpr size_t kBytes = sizeof(uint16_t) * (kBlockM * kLd + 4 * kKvTile + 2 * D);
 };
 
 __device__ __forceinline__ uint32_t SharedAddress(const void* p) {
@@ -99,6 +102,20 @@ __device__ __forceinline__ uint32_t Pack<__nv_bfloat16>(float lo, float hi) {
   return *reinterpret_cast<const uint32_t*>(&v);
 }
 
+// 2^x on the special-function unit; flushing denormals is harmless for probabilities.
+__device__ __forceinline__ float Exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// A register of two 16-bit values plus (lo, hi), added in float32.
+template <typename T>
+__device__ __forceinline__ uint32_t AddPair(uint32_t packed, T lo, T hi) {
+  const T* v = reinterpret_cast<const T*>(&packed);
+  return Pack<T>(ToFloat(v[0]) + ToFloat(lo), ToFloat(v[1]) + ToFloat(hi));
+}
+
 // Starts copying `kRows` rows of one head (D elements each) into a padded tile; rows past
 // `valid` become zeros so that no stale value can reach the products.
 template <typename T, int D, int kRows>
@@ -113,31 +130,17 @@ __device__ __forceinline__ void LoadTile(const T* src, size_t src_stride, int va
   }
 }
 
-template <typename T, int D>
-__global__ void __launch_bounds__(Shape<D>::kThreads)
-    FusedAttentionKernel(AttentionArgs args, float scale_log2) {
+// The attention of one query tile, with kMT m-tiles per warp in use: a tile of at most 16 x
+// kWarps rows runs with kMT = 1, so a short sequence does not pay for the rows it lacks.
+template <typename T, int D, int kMT>
+__device__ __forceinline__ void AttendTile(const AttentionArgs& args, float scale_log2, int head,
+                                           int begin, int len, int q0, unsigned char* smem) {
   using L = Layout<D>;
   constexpr int kWarps = Shape<D>::kWarps;
-  constexpr int kMT = Shape<D>::kMTiles;
-  extern __shared__ __align__(128) unsigned char smem[];
+  constexpr int kRows = kMT * 16 * kWarps;
   T* q_tile = reinterpret_cast<T*>(smem);
   T* k_tiles = q_tile + kBlockM * L::kLd;
   T* v_tiles = k_tiles + 2 * L::kKvTile;
-
-  int seq = 0;
-  int q0 = 0;
-  if (args.tiles != nullptr) {
-    if (static_cast<int>(blockIdx.x) >= *args.num_tiles) return;
-    seq = args.tiles[2 * blockIdx.x];
-    q0 = args.tiles[2 * blockIdx.x + 1];
-  } else {
-    seq = blockIdx.z;
-    q0 = blockIdx.x * kBlockM;
-  }
-  const int head = blockIdx.y;
-  const int begin = args.cu_seqlens[seq];
-  const int len = args.cu_seqlens[seq + 1] - begin;
-  if (q0 >= len) return;
 
   const int hidden = args.num_heads * D;
   const size_t stride = 3 * static_cast<size_t>(hidden);
@@ -145,14 +148,30 @@ __global__ void __launch_bounds__(Shape<D>::kThreads)
   const T* k_src = base + hidden;
   const T* v_src = base + 2 * hidden;
 
-  LoadTile<T, D, kBlockM>(base + static_cast<size_t>(q0) * stride, stride, len - q0, q_tile);
+  // Biases of the fused projection (optional): Q's is added to the query fragments; K's is left
+  // out, since it adds the same q . b_k to every score of a row, which softmax cancels; V's is
+  // added to the output, since each row of probabilities sums to one. They travel to shared
+  // memory with the first tiles, so no global load latency sits before the first product or
+  // after the last.
+  const bool has_bias = args.qkv_bias != nullptr;
+  T* bias_tile = v_tiles + 2 * L::kKvTile;  // [Q bias of the head | V bias of the head]
+
+  LoadTile<T, D, kRows>(base + static_cast<size_t>(q0) * stride, stride, len - q0, q_tile);
   LoadTile<T, D, kBlockN>(k_src, stride, len, k_tiles);
   LoadTile<T, D, kBlockN>(v_src, stride, len, v_tiles);
+  if (has_bias && threadIdx.x < 2 * D / 8) {
+    const int part = threadIdx.x / (D / 8);  // 0: Q, 1: V
+    const int c = (threadIdx.x % (D / 8)) * 8;
+    const T* src = static_cast<const T*>(args.qkv_bias) + 2 * part * hidden + head * D + c;
+    CpAsync16(bias_tile + part * D + c, src, true);
+  }
   CpAsyncCommit();
 
   const int warp = threadIdx.x >> 5;
   const int lane = threadIdx.x & 31;
   const int t = lane & 3;
+  const T* q_bias = bias_tile;
+  const T* v_bias = bias_tile + D;
   // M-tile i of this warp holds tile rows (i * kWarps + warp) * 16 + [0, 16): the first 16 *
   // kWarps rows go one m-tile to each warp, so short sequences still spread over all warps.
   // Rows past the sequence hold zero queries: finite scores, never stored.
@@ -191,6 +210,14 @@ __global__ void __launch_bounds__(Shape<D>::kThreads)
         for (int kk = 0; kk < D / 16; ++kk) {
           LdMatrixX4(q_frag[i][kk], q_tile + ((i * kWarps + warp) * 16 + (lane & 15)) * L::kLd +
                                         kk * 16 + (lane >> 4) * 8);
+          if (has_bias) {
+            // Registers 0/1 hold columns kk * 16 + 2t (+1), registers 2/3 the same plus 8.
+#pragma unroll
+            for (int r = 0; r < 4; ++r) {
+              const int d = kk * 16 + (r >> 1) * 8 + 2 * t;
+              q_frag[i][kk][r] = AddPair<T>(q_frag[i][kk][r], q_bias[d], q_bias[d + 1]);
+            }
+          }
         }
       }
     }
@@ -251,7 +278,7 @@ __global__ void __launch_bounds__(Shape<D>::kThreads)
         tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
         tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
         const float m_new = fmaxf(row_max[i][r], tile_max[r] * scale_log2);
-        alpha[r] = exp2f(row_max[i][r] - m_new);
+        alpha[r] = Exp2(row_max[i][r] - m_new);
         row_max[i][r] = m_new;
         neg_max[r] = -m_new;
       }
@@ -260,7 +287,7 @@ __global__ void __launch_bounds__(Shape<D>::kThreads)
       for (int j = 0; j < kBlockN / 8; ++j) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          s[i][j][e] = exp2f(fmaf(s[i][j][e], scale_log2, neg_max[e >> 1]));
+          s[i][j][e] = Exp2(fmaf(s[i][j][e], scale_log2, neg_max[e >> 1]));
           tile_sum[e >> 1] += s[i][j][e];
         }
       }
@@ -317,10 +344,41 @@ __global__ void __launch_bounds__(Shape<D>::kThreads)
       T* dst = out + static_cast<size_t>(begin + row) * hidden;
 #pragma unroll
       for (int n = 0; n < D / 8; ++n) {
+        float b0 = 0.0f, b1 = 0.0f;
+        if (has_bias) {
+          b0 = ToFloat(v_bias[n * 8 + 2 * t]);
+          b1 = ToFloat(v_bias[n * 8 + 2 * t + 1]);
+        }
         *reinterpret_cast<uint32_t*>(dst + n * 8) =
-            Pack<T>(o[i][n][2 * r] * inv, o[i][n][2 * r + 1] * inv);
+            Pack<T>(fmaf(o[i][n][2 * r], inv, b0), fmaf(o[i][n][2 * r + 1], inv, b1));
       }
     }
+  }
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(Shape<D>::kThreads)
+    FusedAttentionKernel(AttentionArgs args, float scale_log2) {
+  extern __shared__ __align__(128) unsigned char smem[];
+  int seq = 0;
+  int q0 = 0;
+  if (args.tiles != nullptr) {
+    if (static_cast<int>(blockIdx.x) >= *args.num_tiles) return;
+    seq = args.tiles[2 * blockIdx.x];
+    q0 = args.tiles[2 * blockIdx.x + 1];
+  } else {
+    seq = blockIdx.z;
+    q0 = blockIdx.x * kBlockM;
+  }
+  const int head = blockIdx.y;
+  const int begin = args.cu_seqlens[seq];
+  const int len = args.cu_seqlens[seq + 1] - begin;
+  if (q0 >= len) return;
+  constexpr int kMT = Shape<D>::kMTiles;
+  if (kMT > 1 && len - q0 <= 16 * Shape<D>::kWarps) {
+    AttendTile<T, D, 1>(args, scale_log2, head, begin, len, q0, smem);
+  } else {
+    AttendTile<T, D, kMT>(args, scale_log2, head, begin, len, q0, smem);
   }
 }
 
@@ -392,6 +450,9 @@ Status FusedAttention(const AttentionArgs& args, cudaStream_t stream) {
   }
   if ((args.tiles == nullptr) != (args.num_tiles == nullptr)) {
     return InvalidArgument("attention work list without its length (or the reverse)");
+  }
+  if (args.qkv_bias != nullptr && reinterpret_cast<uintptr_t>(args.qkv_bias) % 16 != 0) {
+    return InvalidArgument("attention's QKV bias must be 16-byte aligned");
   }
   if (args.num_heads > 65535 || (args.tiles == nullptr && args.num_sequences > 65535)) {
     return InvalidArgument("attention grid too large: at most 65535 sequences and heads");
