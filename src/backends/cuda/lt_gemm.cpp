@@ -138,7 +138,10 @@ StatusOr<LtGemm::Plan*> LtGemm::GetPlan(const Key& key, const LinearArgs& args,
   SLUICE_RETURN_IF_ERROR(Describe(key, plan.get()));
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   SLUICE_CUDA_RETURN_IF_ERROR(cudaStreamIsCapturing(stream, &capture));
-  const bool tune = autotune_ && capture == cudaStreamCaptureStatusNone;
+  // Timing runs the product several times on the caller's operands: in place over the residual
+  // that would add it again each time, so such a shape takes the heuristic's first choice.
+  const bool in_place = args.residual != nullptr && args.residual == args.y;
+  const bool tune = autotune_ && capture == cudaStreamCaptureStatusNone && !in_place;
   cublasLtMatmulHeuristicResult_t results[kMaxCandidates]{};
   SLUICE_ASSIGN_OR_RETURN(const int found, Heuristics(*plan, tune ? tune_candidates_ : 1, results));
   if (found == 0) {

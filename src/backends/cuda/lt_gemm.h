@@ -40,14 +40,15 @@ struct LinearArgs {
   void* y = nullptr;           // [rows, out_features]
   GemmEpilogue epilogue = GemmEpilogue::kNone;
   // Optional [rows, out_features], added in float32 before the bias and activation (cuBLASLt's
-  // C operand with beta 1): a residual connection for free in the epilogue. May equal y.
+  // C operand with beta 1): a residual connection for free in the epilogue. May equal y (such
+  // a shape is not autotuned, since timing would add the residual again on every run).
   const void* residual = nullptr;
 };
 
 // One cuBLASLt algorithm timed on a shape (LtGemm::TimeCandidates).
 struct GemmCandidate {
   int index = 0;        // rank in the heuristic's list
-  float ms = 0.0f;      // median time of one call; negative when the algorithm failed to run
+  float ms = 0.0f;      // per call (median of three timings); negative: failed to run
   std::string config;   // tile, stages, split-K, swizzle, cluster ids as cuBLASLt numbers them
   bool chosen = false;  // the plan Linear() uses for this shape
 };
