@@ -1,27 +1,41 @@
-// Times the CUDA backend on a Hugging Face model directory (config.json + model.safetensors of
-// a BERT-family encoder, e.g. one written by bench/bench_gpu.py) over random token ids, for
-// every (batch, length) asked for. Per shape, after warm-up calls, it prints one JSON line:
-// median wall time of Embed() end to end (pack, upload, forward, pooled vectors back), median
-// GPU time of the forward pass (CUDA events), and the wall time per batch when batches are
-// pipelined two at a time through Submit()/Collect().
+// Times the CUDA backend on a Hugging Face model directory (a BERT-family encoder, e.g. one
+// written by tools/make_random_model.py), loaded as the server loads it (ModelDir, WeightStore,
+// EncoderWeights::Bind), over random token ids, for every (batch, length) asked for. Per shape,
+// after warm-up calls, it prints one JSON line: median wall time of Embed() end to end (pack,
+// upload, forward, pooled vectors back), median GPU time of the forward pass (CUDA events), and
+// the wall time per batch when batches are pipelined two at a time through Submit()/Collect().
+//
+// --profile adds, per shape, the GPU time of each kind of op (events between ops) as a JSON
+// line; --gemm-sweep N times the heuristic's first N cuBLASLt algorithms on each linear layer's
+// shape at that token count and prints one JSON line per algorithm.
 //
 // Usage: gpu_encoder_bench --model DIR [--dtype f16|bf16] [--seqs 1,32,256]
 //                          [--lens 32,128,512] [--seconds S] [--graph-max-tokens N]
+//                          [--tune-candidates N] [--residual-in-gemm 0|1]
+//                          [--out-bias-in-ln 0|1] [--qkv-bias-in-attention 0|1]
+//                          [--profile 0|1] [--gemm-sweep N]
 #include <fmt/format.h>
-#include <simdjson.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <map>
 #include <random>
 #include <string>
 #include <vector>
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime_api.h>
+
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/device_arena.h"
+#include "engine/encoder_config.h"
+#include "engine/encoder_weights.h"
+#include "engine/pooling.h"
+#include "model/model_dir.h"
+#include "model/weight_store.h"
 
 namespace sluice::cuda {
 namespace {
@@ -48,119 +62,6 @@ std::vector<int> ParseList(const char* text) {
   return out;
 }
 
-StatusOr<EncoderConfig> ReadConfig(const std::string& path) {
-  simdjson::dom::parser parser;
-  simdjson::dom::element doc;
-  if (parser.load(path).get(doc) != simdjson::SUCCESS) {
-    return InvalidArgument("cannot parse " + path);
-  }
-  EncoderConfig c;
-  auto get_int = [&](const char* key, int fallback) {
-    int64_t v = 0;
-    return doc[key].get_int64().get(v) == simdjson::SUCCESS ? static_cast<int>(v) : fallback;
-  };
-  c.model_type = "bert";
-  c.vocab_size = get_int("vocab_size", 0);
-  c.hidden_size = get_int("hidden_size", 0);
-  c.num_layers = get_int("num_hidden_layers", 0);
-  c.num_heads = get_int("num_attention_heads", 0);
-  c.intermediate_size = get_int("intermediate_size", 0);
-  c.max_position_embeddings = get_int("max_position_embeddings", 512);
-  c.type_vocab_size = get_int("type_vocab_size", 2);
-  c.pad_token_id = get_int("pad_token_id", 0);
-  double eps = 1e-12;
-  if (doc["layer_norm_eps"].get_double().get(eps) == simdjson::SUCCESS) {
-    c.layer_norm_eps = static_cast<float>(eps);
-  }
-  std::string_view act;
-  if (doc["hidden_act"].get_string().get(act) == simdjson::SUCCESS && act != "gelu") {
-    c.activation = act == "relu" ? Activation::kRelu : Activation::kGeluTanh;
-  }
-  return c;
-}
-
-// model.safetensors read whole into memory; views point into `bytes`.
-struct SafeTensors {
-  std::vector<std::byte> bytes;
-  std::map<std::string, TensorView> tensors;
-
-  static StatusOr<SafeTensors> Read(const std::string& path) {
-    SafeTensors st;
-    std::ifstream in(path, std::ios::binary | std::ios::ate);
-    if (!in) return NotFound("cannot open " + path);
-    st.bytes.resize(static_cast<size_t>(in.tellg()));
-    in.seekg(0);
-    in.read(reinterpret_cast<char*>(st.bytes.data()),
-            static_cast<std::streamsize>(st.bytes.size()));
-    uint64_t header = 0;
-    std::memcpy(&header, st.bytes.data(), sizeof(header));
-    simdjson::dom::parser parser;
-    simdjson::dom::object root;
-    if (parser
-            .parse(reinterpret_cast<const char*>(st.bytes.data()) + 8, static_cast<size_t>(header))
-            .get(root) != simdjson::SUCCESS) {
-      return DataLoss("bad safetensors header in " + path);
-    }
-    const std::byte* data = st.bytes.data() + 8 + header;
-    for (auto [key, value] : root) {
-      if (key == "__metadata__") continue;
-      TensorView view;
-      view.name = std::string(key);
-      std::string_view dtype;
-      if (value["dtype"].get_string().get(dtype) != simdjson::SUCCESS) return DataLoss("dtype");
-      view.dtype = dtype == "F16" ? DType::kF16 : dtype == "BF16" ? DType::kBF16 : DType::kF32;
-      for (auto dim : value["shape"].get_array()) view.shape.push_back(dim.get_int64().value());
-      simdjson::dom::array offsets = value["data_offsets"].get_array().value();
-      const auto begin = static_cast<size_t>(offsets.at(0).get_int64().value());
-      const auto end = static_cast<size_t>(offsets.at(1).get_int64().value());
-      view.data = data + begin;
-      view.nbytes = end - begin;
-      st.tensors[view.name] = view;
-    }
-    return st;
-  }
-
-  StatusOr<TensorView> Get(const std::string& name) const {
-    for (const char* prefix : {"", "bert."}) {
-      auto it = tensors.find(prefix + name);
-      if (it != tensors.end()) return it->second;
-    }
-    return NotFound("tensor " + name);
-  }
-};
-
-StatusOr<EncoderWeights> BindWeights(const SafeTensors& st, const EncoderConfig& config) {
-  EncoderWeights w;
-  SLUICE_ASSIGN_OR_RETURN(w.word_embeddings, st.Get("embeddings.word_embeddings.weight"));
-  SLUICE_ASSIGN_OR_RETURN(w.position_embeddings, st.Get("embeddings.position_embeddings.weight"));
-  SLUICE_ASSIGN_OR_RETURN(w.token_type_embeddings,
-                          st.Get("embeddings.token_type_embeddings.weight"));
-  SLUICE_ASSIGN_OR_RETURN(w.embeddings_ln_weight, st.Get("embeddings.LayerNorm.weight"));
-  SLUICE_ASSIGN_OR_RETURN(w.embeddings_ln_bias, st.Get("embeddings.LayerNorm.bias"));
-  for (int l = 0; l < config.num_layers; ++l) {
-    const std::string p = fmt::format("encoder.layer.{}.", l);
-    EncoderLayerWeights x;
-    SLUICE_ASSIGN_OR_RETURN(x.q_weight, st.Get(p + "attention.self.query.weight"));
-    SLUICE_ASSIGN_OR_RETURN(x.q_bias, st.Get(p + "attention.self.query.bias"));
-    SLUICE_ASSIGN_OR_RETURN(x.k_weight, st.Get(p + "attention.self.key.weight"));
-    SLUICE_ASSIGN_OR_RETURN(x.k_bias, st.Get(p + "attention.self.key.bias"));
-    SLUICE_ASSIGN_OR_RETURN(x.v_weight, st.Get(p + "attention.self.value.weight"));
-    SLUICE_ASSIGN_OR_RETURN(x.v_bias, st.Get(p + "attention.self.value.bias"));
-    SLUICE_ASSIGN_OR_RETURN(x.attn_out_weight, st.Get(p + "attention.output.dense.weight"));
-    SLUICE_ASSIGN_OR_RETURN(x.attn_out_bias, st.Get(p + "attention.output.dense.bias"));
-    SLUICE_ASSIGN_OR_RETURN(x.attn_ln_weight, st.Get(p + "attention.output.LayerNorm.weight"));
-    SLUICE_ASSIGN_OR_RETURN(x.attn_ln_bias, st.Get(p + "attention.output.LayerNorm.bias"));
-    SLUICE_ASSIGN_OR_RETURN(x.ffn_in_weight, st.Get(p + "intermediate.dense.weight"));
-    SLUICE_ASSIGN_OR_RETURN(x.ffn_in_bias, st.Get(p + "intermediate.dense.bias"));
-    SLUICE_ASSIGN_OR_RETURN(x.ffn_out_weight, st.Get(p + "output.dense.weight"));
-    SLUICE_ASSIGN_OR_RETURN(x.ffn_out_bias, st.Get(p + "output.dense.bias"));
-    SLUICE_ASSIGN_OR_RETURN(x.ffn_ln_weight, st.Get(p + "output.LayerNorm.weight"));
-    SLUICE_ASSIGN_OR_RETURN(x.ffn_ln_bias, st.Get(p + "output.LayerNorm.bias"));
-    w.layers.push_back(std::move(x));
-  }
-  return w;
-}
-
 Batch RandomBatch(int seqs, int len, int vocab, std::mt19937& rng) {
   Batch batch;
   batch.cu_seqlens = {0};
@@ -182,37 +83,147 @@ int Fail(const Status& s, const char* what) {
   return 1;
 }
 
+// Device buffers of random 16-bit values for the GEMM sweep.
+class SweepBuffers {
+ public:
+  static StatusOr<SweepBuffers> Create(int device, size_t max_elements, CudaDType dtype) {
+    SweepBuffers b;
+    SLUICE_ASSIGN_OR_RETURN(b.arena_, DeviceArena::Create(device, 0));
+    std::mt19937 rng(7);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<uint16_t> host(max_elements);
+    for (int i = 0; i < 4; ++i) {
+      // x ~ N(0, 1) as after a LayerNorm; weights ~ N(0, 0.02) as BERT initialises them.
+      const float scale = i == 1 ? 0.02f : 1.0f;
+      for (uint16_t& v : host) {
+        const float f = normal(rng) * scale;
+        v = dtype == CudaDType::kF16 ? static_cast<__half_raw>(__float2half_rn(f)).x
+                                     : static_cast<__nv_bfloat16_raw>(__float2bfloat16_rn(f)).x;
+      }
+      SLUICE_ASSIGN_OR_RETURN(DeviceBuffer buffer, b.arena_->Allocate(max_elements * 2));
+      if (cudaMemcpy(buffer.data(), host.data(), max_elements * 2, cudaMemcpyHostToDevice) !=
+          cudaSuccess) {
+        return Internal("upload of sweep operands failed");
+      }
+      b.buffers_.push_back(std::move(buffer));
+    }
+    return b;
+  }
+  void* x() const { return buffers_[0].data(); }
+  void* w() const { return buffers_[1].data(); }
+  void* residual() const { return buffers_[2].data(); }
+  void* y() const { return buffers_[3].data(); }
+
+ private:
+  std::unique_ptr<DeviceArena> arena_;
+  std::vector<DeviceBuffer> buffers_;
+};
+
+// Times cuBLASLt's candidates for each linear layer of the encoder at `rows` tokens.
+Status SweepGemms(CudaBackend& b, const EncoderConfig& c, CudaDType dtype, int rows, int candidates,
+                  int seqs, int len) {
+  const int h = c.hidden_size;
+  const int inter = c.intermediate_size;
+  const size_t widest = std::max<size_t>(3 * static_cast<size_t>(h), static_cast<size_t>(inter));
+  SLUICE_ASSIGN_OR_RETURN(SweepBuffers buf,
+                          SweepBuffers::Create(0, static_cast<size_t>(rows) * widest, dtype));
+  SLUICE_ASSIGN_OR_RETURN(CudaStream stream, CudaStream::Create());
+  static const char* kEpilogues[] = {"none", "bias", "bias_gelu", "bias_relu"};
+  struct Layer {
+    const char* name;
+    int in, out;
+    GemmEpilogue epilogue;
+    bool residual;
+  };
+  const Layer layers[] = {
+      {"qkv", h, 3 * h, GemmEpilogue::kBias, false},
+      {"qkv", h, 3 * h, GemmEpilogue::kNone, false},
+      {"attn_out", h, h, GemmEpilogue::kNone, false},
+      {"attn_out", h, h, GemmEpilogue::kBias, false},
+      {"attn_out", h, h, GemmEpilogue::kBias, true},
+      {"ffn_in", h, inter, GemmEpilogue::kBiasGelu, false},
+      {"ffn_in", h, inter, GemmEpilogue::kBias, false},
+      {"ffn_in", h, inter, GemmEpilogue::kNone, false},
+      {"ffn_out", inter, h, GemmEpilogue::kNone, false},
+      {"ffn_out", inter, h, GemmEpilogue::kBias, false},
+      {"ffn_out", inter, h, GemmEpilogue::kBias, true},
+  };
+  for (const Layer& l : layers) {
+    LinearArgs args;
+    args.dtype = dtype;
+    args.rows = rows;
+    args.in_features = l.in;
+    args.out_features = l.out;
+    args.x = buf.x();
+    args.w = buf.w();
+    args.bias = l.epilogue == GemmEpilogue::kNone ? nullptr : buf.w();
+    args.y = buf.y();
+    args.epilogue = l.epilogue;
+    args.residual = l.residual ? buf.residual() : nullptr;
+    const int reps = std::clamp(static_cast<int>(2e9 / (2.0 * rows * l.in * l.out)), 2, 50);
+    SLUICE_ASSIGN_OR_RETURN(std::vector<GemmCandidate> found,
+                            b.gemm().TimeCandidates(args, stream.get(), candidates, reps));
+    const double flop = 2.0 * rows * l.in * l.out;
+    for (const GemmCandidate& g : found) {
+      fmt::print(
+          "{{\"gemm\": \"{}\", \"epilogue\": \"{}\", \"seqs\": {}, \"len\": {}, \"m\": {}, "
+          "\"k\": {}, \"n\": {}, \"residual\": {}, \"rank\": {}, \"ms\": {:.4f}, \"tflops\": "
+          "{:.0f}, "
+          "\"chosen\": {}, \"algo\": \"{}\"}}\n",
+          l.name, kEpilogues[static_cast<int>(l.epilogue)], seqs, len, rows, l.in, l.out,
+          l.residual ? 1 : 0, g.index, g.ms, g.ms > 0 ? flop / (g.ms * 1e-3) / 1e12 : 0.0,
+          g.chosen ? 1 : 0, g.config);
+    }
+  }
+  std::fflush(stdout);
+  return Status::Ok();
+}
+
 int Run(int argc, char** argv) {
   std::string model_dir;
   CudaDType dtype = CudaDType::kF16;
   std::vector<int> seqs_list = {1, 32, 256};
   std::vector<int> lens = {32, 128, 512};
   double seconds = 1.0;
+  bool profile = false;
+  int sweep = 0;
   CudaBackendOptions options;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
-    if (flag == "--model") model_dir = argv[i + 1];
-    if (flag == "--dtype") dtype = std::strcmp(argv[i + 1], "bf16") == 0 ? CudaDType::kBF16 : dtype;
-    if (flag == "--seqs") seqs_list = ParseList(argv[i + 1]);
-    if (flag == "--lens") lens = ParseList(argv[i + 1]);
-    if (flag == "--seconds") seconds = std::atof(argv[i + 1]);
-    if (flag == "--graph-max-tokens")
-      options.graph_max_tokens = std::strtoul(argv[i + 1], nullptr, 10);
+    const char* value = argv[i + 1];
+    if (flag == "--model") model_dir = value;
+    if (flag == "--dtype") dtype = std::strcmp(value, "bf16") == 0 ? CudaDType::kBF16 : dtype;
+    if (flag == "--seqs") seqs_list = ParseList(value);
+    if (flag == "--lens") lens = ParseList(value);
+    if (flag == "--seconds") seconds = std::atof(value);
+    if (flag == "--graph-max-tokens") options.graph_max_tokens = std::strtoul(value, nullptr, 10);
+    if (flag == "--tune-candidates") options.gemm_tune_candidates = std::atoi(value);
+    if (flag == "--residual-in-gemm") options.residual_in_gemm = std::atoi(value) != 0;
+    if (flag == "--out-bias-in-ln") options.out_bias_in_layernorm = std::atoi(value) != 0;
+    if (flag == "--qkv-bias-in-attention") options.qkv_bias_in_attention = std::atoi(value) != 0;
+    if (flag == "--profile") profile = std::atoi(value) != 0;
+    if (flag == "--gemm-sweep") sweep = std::atoi(value);
   }
   if (model_dir.empty()) {
     fmt::print(stderr,
                "usage: gpu_encoder_bench --model DIR [--dtype f16|bf16] [--seqs 1,32,256] "
-               "[--lens 32,128,512] [--seconds S] [--graph-max-tokens N]\n");
+               "[--lens 32,128,512] [--seconds S] [--graph-max-tokens N] [--tune-candidates N] "
+               "[--residual-in-gemm 0|1] [--out-bias-in-ln 0|1] [--qkv-bias-in-attention 0|1] "
+               "[--profile 0|1] [--gemm-sweep N]\n");
     return 2;
   }
-  auto config = ReadConfig(model_dir + "/config.json");
+  auto dir = ModelDir::Open(model_dir);
+  if (!dir.ok()) return Fail(dir.status(), "model directory");
+  auto config = EncoderConfig::FromHf(dir->config);
   if (!config.ok()) return Fail(config.status(), "config");
-  auto st = SafeTensors::Read(model_dir + "/model.safetensors");
-  if (!st.ok()) return Fail(st.status(), "weights");
-  auto weights = BindWeights(*st, *config);
+  auto store = WeightStore::Open(dir->dir);
+  if (!store.ok()) return Fail(store.status(), "weights");
+  auto weights = EncoderWeights::Bind(**store, *config);
   if (!weights.ok()) return Fail(weights.status(), "bind");
+  auto pooling = ParsePooling(dir->pooling);
+  if (!pooling.ok()) return Fail(pooling.status(), "pooling");
   options.dtype = dtype;
-  auto backend = CudaBackend::Create(*config, *weights, Pooling::kMean, options);
+  auto backend = CudaBackend::Create(*config, *weights, *pooling, options);
   if (!backend.ok()) return Fail(backend.status(), "create");
   CudaBackend& b = **backend;
 
@@ -269,6 +280,24 @@ int Run(int argc, char** argv) {
           "\"gpu_ms\": {:.4f}, \"pipelined_ms\": {:.4f}}}\n",
           seqs, len, reps, Median(wall), Median(gpu), pipelined);
       std::fflush(stdout);
+      if (profile) {
+        auto ops = b.ProfileForward(batch, 5);
+        if (!ops.ok()) return Fail(ops.status(), "profile");
+        std::string line =
+            fmt::format("{{\"profile\": 1, \"seqs\": {}, \"len\": {}, \"ops\": [", seqs, len);
+        for (size_t i = 0; i < ops->size(); ++i) {
+          const OpTime& op = (*ops)[i];
+          line += fmt::format("{}{{\"op\": \"{}\", \"calls\": {}, \"ms\": {:.4f}}}",
+                              i == 0 ? "" : ", ", op.op, op.calls, op.ms);
+        }
+        fmt::print("{}]}}\n", line);
+        std::fflush(stdout);
+      }
+      if (sweep > 0) {
+        if (Status s = SweepGemms(b, *config, dtype, seqs * len, sweep, seqs, len); !s.ok()) {
+          return Fail(s, "gemm sweep");
+        }
+      }
     }
   }
   return 0;

@@ -85,6 +85,7 @@ StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const EncoderConfig& 
                           LtGemm::Create(backend->lt_handle_.get(), backend->gemm_workspace_.data(),
                                          backend->gemm_workspace_.bytes()));
   backend->gemm_->set_autotune(options.autotune_gemms);
+  backend->gemm_->set_tune_candidates(options.gemm_tune_candidates);
   for (Slot& slot : backend->slots_) {
     SLUICE_ASSIGN_OR_RETURN(slot.uploaded, CudaEvent::Create(CudaEvent::Kind::kNoTiming));
     SLUICE_ASSIGN_OR_RETURN(slot.done, CudaEvent::Create(CudaEvent::Kind::kNoTiming));
@@ -449,7 +450,75 @@ Status CudaBackend::CollectChecked(uint64_t ticket, std::vector<float>* out) {
   return Status::Ok();
 }
 
-Status CudaBackend::EnqueueForward(const ForwardShape& shape, cudaStream_t stream) {
+Status CudaBackend::OpMarks::Mark(const char* label, cudaStream_t stream) {
+  if (used == events.size()) {
+    SLUICE_ASSIGN_OR_RETURN(CudaEvent event, CudaEvent::Create());
+    events.push_back(std::move(event));
+    labels.push_back(nullptr);
+  }
+  labels[used] = label;
+  return events[used++].Record(stream);
+}
+
+StatusOr<std::vector<OpTime>> CudaBackend::ProfileForward(const Batch& batch, int repeats) {
+  if (!warmed_up_) return FailedPrecondition("ProfileForward() before Warmup()");
+  SLUICE_RETURN_IF_ERROR(Health());
+  if (next_collect_ != next_ticket_) {
+    return FailedPrecondition("ProfileForward() while submitted batches are uncollected");
+  }
+  if (batch.num_sequences() == 0) return InvalidArgument("empty batch: nothing to profile");
+  SLUICE_RETURN_IF_ERROR(CheckBatch(batch));
+  const CudaGraphExec* graph = nullptr;
+  const ForwardShape shape = ShapeFor(batch, &graph);
+  auto* host = static_cast<std::byte*>(slots_[0].host_in.data());
+  Pack(batch, shape, host);
+  const cudaStream_t stream = stream_.get();
+  SLUICE_CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(inputs_, host, shape.layout.bytes, cudaMemcpyHostToDevice, stream));
+  SLUICE_RETURN_IF_ERROR(RecordFailure(EnqueueForward(shape, stream)));
+
+  std::vector<std::string> order;
+  std::vector<std::vector<double>> per_rep;  // [op][repeat]
+  std::vector<int> calls;
+  OpMarks marks;
+  for (int r = 0; r < std::max(repeats, 1); ++r) {
+    marks.used = 0;
+    SLUICE_RETURN_IF_ERROR(RecordFailure(marks.Mark("start", stream)));
+    SLUICE_RETURN_IF_ERROR(RecordFailure(EnqueueForward(shape, stream, &marks)));
+    SLUICE_RETURN_IF_ERROR(RecordFailure(stream_.Synchronize()));
+    std::vector<double> sums(order.size(), 0.0);
+    std::vector<int> counts(order.size(), 0);
+    for (size_t i = 1; i < marks.used; ++i) {
+      SLUICE_ASSIGN_OR_RETURN(const float ms, marks.events[i].ElapsedMsSince(marks.events[i - 1]));
+      const std::string op = marks.labels[i];
+      auto it = std::find(order.begin(), order.end(), op);
+      if (it == order.end()) {
+        order.push_back(op);
+        per_rep.emplace_back();
+        sums.push_back(0.0);
+        counts.push_back(0);
+        it = order.end() - 1;
+      }
+      const auto k = static_cast<size_t>(it - order.begin());
+      sums[k] += ms;
+      ++counts[k];
+    }
+    for (size_t k = 0; k < order.size(); ++k) per_rep[k].push_back(sums[k]);
+    calls = counts;
+  }
+  std::vector<OpTime> out;
+  for (size_t k = 0; k < order.size(); ++k) {
+    std::vector<double>& v = per_rep[k];
+    std::sort(v.begin(), v.end());
+    out.push_back(OpTime{order[k], calls[k], v[v.size() / 2]});
+  }
+  return out;
+}
+
+Status CudaBackend::EnqueueForward(const ForwardShape& shape, cudaStream_t stream, OpMarks* marks) {
+  auto mark = [&](const char* op) {
+    return marks != nullptr ? marks->Mark(op, stream) : Status::Ok();
+  };
   const int tokens = shape.tokens;
   const int h = config_.hidden_size;
   const CudaDType dtype = options_.dtype;
@@ -476,9 +545,10 @@ Status CudaBackend::EnqueueForward(const ForwardShape& shape, cudaStream_t strea
   embed.eps = config_.layer_norm_eps;
   embed.out = hidden_;
   SLUICE_RETURN_IF_ERROR(EmbeddingLayerNorm(embed, stream));
+  SLUICE_RETURN_IF_ERROR(mark("embedding+layernorm"));
 
   auto linear = [&](const void* x, const void* w, const void* bias, void* y, int in, int out_f,
-                    GemmEpilogue epilogue) {
+                    GemmEpilogue epilogue, const void* residual = nullptr) {
     LinearArgs args;
     args.dtype = dtype;
     args.rows = tokens;
@@ -489,15 +559,21 @@ Status CudaBackend::EnqueueForward(const ForwardShape& shape, cudaStream_t strea
     args.bias = bias;
     args.y = y;
     args.epilogue = epilogue;
+    args.residual = residual;
     return gemm_->Linear(args, stream);
   };
-  auto add_layernorm = [&](const void* gamma, const void* beta) {
+  const bool residual_in_gemm = options_.residual_in_gemm;
+  const void* gemm_residual = residual_in_gemm ? hidden_ : nullptr;
+  const bool bias_in_ln = options_.out_bias_in_layernorm;
+  const GemmEpilogue out_epilogue = bias_in_ln ? GemmEpilogue::kNone : GemmEpilogue::kBias;
+  auto add_layernorm = [&](const void* bias, const void* gamma, const void* beta) {
     AddLayerNormArgs args;
     args.dtype = dtype;
     args.rows = tokens;
     args.hidden = h;
     args.x = proj_;
-    args.residual = hidden_;
+    args.residual = residual_in_gemm ? nullptr : hidden_;
+    args.bias = bias_in_ln ? bias : nullptr;
     args.gamma = gamma;
     args.beta = beta;
     args.eps = config_.layer_norm_eps;
@@ -521,17 +597,28 @@ Status CudaBackend::EnqueueForward(const ForwardShape& shape, cudaStream_t strea
 
   const int inter = config_.intermediate_size;
   for (const DeviceLayerWeights& layer : weights_.layers) {
-    SLUICE_RETURN_IF_ERROR(
-        linear(hidden_, layer.qkv_weight, layer.qkv_bias, scratch_, h, 3 * h, GemmEpilogue::kBias));
+    const bool qkv_bias_late = options_.qkv_bias_in_attention;
+    SLUICE_RETURN_IF_ERROR(linear(hidden_, layer.qkv_weight, layer.qkv_bias, scratch_, h, 3 * h,
+                                  qkv_bias_late ? GemmEpilogue::kNone : GemmEpilogue::kBias));
+    attention.qkv_bias = qkv_bias_late ? layer.qkv_bias : nullptr;
+    SLUICE_RETURN_IF_ERROR(mark("qkv_gemm"));
     SLUICE_RETURN_IF_ERROR(FusedAttention(attention, stream));
+    SLUICE_RETURN_IF_ERROR(mark("attention"));
     SLUICE_RETURN_IF_ERROR(linear(context_, layer.attn_out_weight, layer.attn_out_bias, proj_, h, h,
-                                  GemmEpilogue::kBias));
-    SLUICE_RETURN_IF_ERROR(add_layernorm(layer.attn_ln_weight, layer.attn_ln_bias));
+                                  out_epilogue, gemm_residual));
+    SLUICE_RETURN_IF_ERROR(mark("attn_out_gemm"));
+    SLUICE_RETURN_IF_ERROR(
+        add_layernorm(layer.attn_out_bias, layer.attn_ln_weight, layer.attn_ln_bias));
+    SLUICE_RETURN_IF_ERROR(mark("attn_layernorm"));
     SLUICE_RETURN_IF_ERROR(linear(hidden_, layer.ffn_in_weight, layer.ffn_in_bias, scratch_, h,
                                   inter, FfnEpilogue(config_.activation)));
+    SLUICE_RETURN_IF_ERROR(mark("ffn_in_gemm"));
     SLUICE_RETURN_IF_ERROR(linear(scratch_, layer.ffn_out_weight, layer.ffn_out_bias, proj_, inter,
-                                  h, GemmEpilogue::kBias));
-    SLUICE_RETURN_IF_ERROR(add_layernorm(layer.ffn_ln_weight, layer.ffn_ln_bias));
+                                  h, out_epilogue, gemm_residual));
+    SLUICE_RETURN_IF_ERROR(mark("ffn_out_gemm"));
+    SLUICE_RETURN_IF_ERROR(
+        add_layernorm(layer.ffn_out_bias, layer.ffn_ln_weight, layer.ffn_ln_bias));
+    SLUICE_RETURN_IF_ERROR(mark("ffn_layernorm"));
   }
 
   PoolingArgs pool;
@@ -543,7 +630,8 @@ Status CudaBackend::EnqueueForward(const ForwardShape& shape, cudaStream_t strea
   pool.cu_seqlens = cu_seqlens;
   pool.normalize = normalize;
   pool.out = pooled_;
-  return PoolAndNormalize(pool, stream);
+  SLUICE_RETURN_IF_ERROR(PoolAndNormalize(pool, stream));
+  return mark("pooling");
 }
 
 }  // namespace sluice::cuda

@@ -39,6 +39,23 @@ struct CudaBackendOptions {
   size_t graph_max_tokens = 16384;
   // Time a few cuBLASLt algorithms for each new GEMM shape and keep the fastest.
   bool autotune_gemms = true;
+  // How many of the heuristic's algorithms autotuning times per shape.
+  int gemm_tune_candidates = 8;
+  // Add the residual in the output projections' GEMM epilogue (cuBLASLt's C operand) so the
+  // LayerNorm after them reads one tensor instead of two.
+  bool residual_in_gemm = false;
+  // Add the output projections' biases in the LayerNorm after them rather than in the GEMM
+  // epilogue (a GEMM with no epilogue runs faster).
+  bool out_bias_in_layernorm = true;
+  // Leave the Q/K/V bias out of the fused projection's GEMM; attention applies it exactly.
+  bool qkv_bias_in_attention = true;
+};
+
+// GPU time of one kind of op in a forward pass (CudaBackend::ProfileForward).
+struct OpTime {
+  std::string op;
+  int calls = 0;    // launches per forward pass
+  double ms = 0.0;  // summed over those launches; median over the repeats
 };
 
 class CudaBackend final : public Backend {
@@ -67,6 +84,13 @@ class CudaBackend final : public Backend {
   std::vector<int> graph_buckets() const;
   // GPU time of the last collected forward pass (upload to pooled vectors), from CUDA events.
   float last_forward_ms() const { return last_forward_ms_; }
+
+  // Benchmarking: runs `batch` eagerly `repeats` times (after one untimed run) with an event
+  // between every two ops and returns the time of each kind of op, in forward order. The
+  // events add a few microseconds per op. FailedPrecondition while batches are in flight.
+  StatusOr<std::vector<OpTime>> ProfileForward(const Batch& batch, int repeats);
+  // The GEMMs' algorithm choices, for benchmarking tools.
+  LtGemm& gemm() { return *gemm_; }
 
  private:
   static constexpr int kSlots = 2;
@@ -109,8 +133,16 @@ class CudaBackend final : public Backend {
   ForwardShape ShapeFor(const Batch& batch, const CudaGraphExec** graph) const;
   // Writes `batch` padded to `shape` into `host` at shape.layout.
   void Pack(const Batch& batch, const ForwardShape& shape, std::byte* host) const;
-  // Enqueues the forward pass over the inputs at `shape` in inputs_, pooled vectors to pooled_.
-  Status EnqueueForward(const ForwardShape& shape, cudaStream_t stream);
+  // Events recorded between ops when profiling, each labelled with the op it ends.
+  struct OpMarks {
+    std::vector<CudaEvent> events;
+    std::vector<const char*> labels;
+    size_t used = 0;
+    Status Mark(const char* label, cudaStream_t stream);
+  };
+  // Enqueues the forward pass over the inputs at `shape` in inputs_, pooled vectors to pooled_;
+  // marks each op in `marks` when given.
+  Status EnqueueForward(const ForwardShape& shape, cudaStream_t stream, OpMarks* marks = nullptr);
   // Runs every graph bucket once eagerly (planning and tuning its GEMMs), then captures it.
   Status CaptureGraphs();
   Status SubmitChecked(const Batch& batch, uint64_t* ticket);

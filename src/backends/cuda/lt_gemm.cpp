@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstring>
 #include <functional>
 
 #include "backends/cuda/cuda_handles.h"
@@ -28,13 +30,39 @@ cublasLtEpilogue_t ToLtEpilogue(GemmEpilogue epilogue) {
   return CUBLASLT_EPILOGUE_DEFAULT;
 }
 
+template <typename V>
+long AlgoAttribute(const cublasLtMatmulAlgo_t& algo, cublasLtMatmulAlgoConfigAttributes_t attr) {
+  V v{};
+  size_t written = 0;
+  if (cublasLtMatmulAlgoConfigGetAttribute(&algo, attr, &v, sizeof(v), &written) !=
+      CUBLAS_STATUS_SUCCESS) {
+    return -1;
+  }
+  return static_cast<long>(v);
+}
+
+std::string DescribeAlgo(const cublasLtMatmulAlgo_t& algo) {
+  return fmt::format(
+      "id {} tile {} stages {} splitk {} reduction {} swizzle {} custom {} inner {} cluster {}",
+      AlgoAttribute<int32_t>(algo, CUBLASLT_ALGO_CONFIG_ID),
+      AlgoAttribute<uint32_t>(algo, CUBLASLT_ALGO_CONFIG_TILE_ID),
+      AlgoAttribute<uint32_t>(algo, CUBLASLT_ALGO_CONFIG_STAGES_ID),
+      AlgoAttribute<int32_t>(algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM),
+      AlgoAttribute<uint32_t>(algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME),
+      AlgoAttribute<uint32_t>(algo, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING),
+      AlgoAttribute<uint32_t>(algo, CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION),
+      AlgoAttribute<uint16_t>(algo, CUBLASLT_ALGO_CONFIG_INNER_SHAPE_ID),
+      AlgoAttribute<uint16_t>(algo, CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID));
+}
+
 }  // namespace
 
 size_t LtGemm::KeyHash::operator()(const Key& k) const {
   size_t h = std::hash<int64_t>()(k.rows);
   h = h * 31 + std::hash<int64_t>()(k.in_features);
   h = h * 31 + std::hash<int64_t>()(k.out_features);
-  h = h * 31 + static_cast<size_t>(k.dtype) * 7 + static_cast<size_t>(k.epilogue);
+  h = h * 31 + static_cast<size_t>(k.dtype) * 7 + static_cast<size_t>(k.epilogue) * 2 +
+      (k.residual ? 1 : 0);
   return h;
 }
 
@@ -60,13 +88,7 @@ LtGemm::~LtGemm() {
   if (preference_ != nullptr) static_cast<void>(cublasLtMatmulPreferenceDestroy(preference_));
 }
 
-StatusOr<LtGemm::Plan*> LtGemm::GetPlan(const Key& key, const LinearArgs& args,
-                                        cudaStream_t stream) {
-  auto it = plans_.find(key);
-  if (it != plans_.end()) return it->second.get();
-  if (plans_.size() >= kMaxPlans) plans_.clear();
-
-  auto plan = std::make_unique<Plan>();
+Status LtGemm::Describe(const Key& key, Plan* plan) const {
   const cudaDataType_t type = ToCudaType(key.dtype);
   SLUICE_CUBLAS_RETURN_IF_ERROR(
       cublasLtMatmulDescCreate(&plan->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -95,15 +117,33 @@ StatusOr<LtGemm::Plan*> LtGemm::GetPlan(const Key& key, const LinearArgs& args,
       cublasLtMatrixLayoutCreate(&plan->b, type, k, m, static_cast<int64_t>(k)));
   SLUICE_CUBLAS_RETURN_IF_ERROR(
       cublasLtMatrixLayoutCreate(&plan->d, type, n, m, static_cast<int64_t>(n)));
+  return Status::Ok();
+}
 
-  cublasLtMatmulHeuristicResult_t results[kTuneCandidates]{};
+StatusOr<int> LtGemm::Heuristics(const Plan& plan, int count,
+                                 cublasLtMatmulHeuristicResult_t* results) const {
   int found = 0;
+  SLUICE_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulAlgoGetHeuristic(
+      handle_, plan.desc, plan.a, plan.b, plan.d, plan.d, preference_, count, results, &found));
+  return found;
+}
+
+StatusOr<LtGemm::Plan*> LtGemm::GetPlan(const Key& key, const LinearArgs& args,
+                                        cudaStream_t stream) {
+  auto it = plans_.find(key);
+  if (it != plans_.end()) return it->second.get();
+  if (plans_.size() >= kMaxPlans) plans_.clear();
+
+  auto plan = std::make_unique<Plan>();
+  SLUICE_RETURN_IF_ERROR(Describe(key, plan.get()));
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   SLUICE_CUDA_RETURN_IF_ERROR(cudaStreamIsCapturing(stream, &capture));
-  const bool tune = autotune_ && capture == cudaStreamCaptureStatusNone;
-  SLUICE_CUBLAS_RETURN_IF_ERROR(
-      cublasLtMatmulAlgoGetHeuristic(handle_, plan->desc, plan->a, plan->b, plan->d, plan->d,
-                                     preference_, tune ? kTuneCandidates : 1, results, &found));
+  // Timing runs the product several times on the caller's operands: in place over the residual
+  // that would add it again each time, so such a shape takes the heuristic's first choice.
+  const bool in_place = args.residual != nullptr && args.residual == args.y;
+  const bool tune = autotune_ && capture == cudaStreamCaptureStatusNone && !in_place;
+  cublasLtMatmulHeuristicResult_t results[kMaxCandidates]{};
+  SLUICE_ASSIGN_OR_RETURN(const int found, Heuristics(*plan, tune ? tune_candidates_ : 1, results));
   if (found == 0) {
     return Unimplemented(fmt::format("cuBLASLt has no algorithm for {} [{} x {}] * [{} x {}]^T",
                                      CudaDTypeName(key.dtype), key.rows, key.in_features,
@@ -111,36 +151,70 @@ StatusOr<LtGemm::Plan*> LtGemm::GetPlan(const Key& key, const LinearArgs& args,
   }
   int best = 0;
   if (tune && found > 1) {
-    SLUICE_ASSIGN_OR_RETURN(best, TimeCandidates(*plan, results, found, args, stream));
+    SLUICE_ASSIGN_OR_RETURN(const std::vector<float> ms,
+                            TimeAlgos(*plan, results, found, args, stream, kTuneReps));
+    for (int i = 0; i < found; ++i) {
+      if (ms[i] >= 0.0f && (ms[best] < 0.0f || ms[i] < ms[best])) best = i;
+    }
   }
-  const cublasLtMatmulHeuristicResult_t& result = results[best];
-  plan->algo = result.algo;
+  plan->algo = results[best].algo;
   Plan* raw = plan.get();
   plans_.emplace(key, std::move(plan));
   return raw;
 }
 
-StatusOr<int> LtGemm::TimeCandidates(Plan& plan, const cublasLtMatmulHeuristicResult_t* results,
-                                     int count, const LinearArgs& args, cudaStream_t stream) {
+StatusOr<std::vector<float>> LtGemm::TimeAlgos(Plan& plan,
+                                               const cublasLtMatmulHeuristicResult_t* results,
+                                               int count, const LinearArgs& args,
+                                               cudaStream_t stream, int reps) {
   SLUICE_ASSIGN_OR_RETURN(CudaEvent start, CudaEvent::Create());
   SLUICE_ASSIGN_OR_RETURN(CudaEvent stop, CudaEvent::Create());
-  constexpr int kReps = 3;
-  int best = 0;
-  float best_ms = -1.0f;
+  std::vector<float> out(static_cast<size_t>(count), -1.0f);
+  constexpr int kTrials = 3;
   for (int i = 0; i < count; ++i) {
     // A candidate the library lists but cannot run on these operands is skipped.
     if (!Enqueue(plan, results[i].algo, args, stream).ok()) continue;
-    SLUICE_RETURN_IF_ERROR(start.Record(stream));
-    Status run = Status::Ok();
-    for (int r = 0; r < kReps && run.ok(); ++r) run = Enqueue(plan, results[i].algo, args, stream);
-    SLUICE_RETURN_IF_ERROR(stop.Record(stream));
-    SLUICE_ASSIGN_OR_RETURN(float ms, stop.ElapsedMsSince(start));
-    if (run.ok() && (best_ms < 0.0f || ms < best_ms)) {
-      best = i;
-      best_ms = ms;
+    // Back-to-back calls between two events, so short products are not timed as launch gaps.
+    std::vector<float> trials;
+    for (int t = 0; t < kTrials; ++t) {
+      SLUICE_RETURN_IF_ERROR(start.Record(stream));
+      Status run = Status::Ok();
+      for (int r = 0; r < reps && run.ok(); ++r) run = Enqueue(plan, results[i].algo, args, stream);
+      SLUICE_RETURN_IF_ERROR(stop.Record(stream));
+      SLUICE_ASSIGN_OR_RETURN(float ms, stop.ElapsedMsSince(start));
+      if (!run.ok()) break;
+      trials.push_back(ms / static_cast<float>(reps));
     }
+    if (static_cast<int>(trials.size()) != kTrials) continue;
+    std::sort(trials.begin(), trials.end());
+    out[static_cast<size_t>(i)] = trials[kTrials / 2];
   }
-  return best;
+  return out;
+}
+
+StatusOr<std::vector<GemmCandidate>> LtGemm::TimeCandidates(const LinearArgs& args,
+                                                            cudaStream_t stream, int max_candidates,
+                                                            int reps) {
+  SLUICE_RETURN_IF_ERROR(CheckArgs(args));
+  const Key key = KeyOf(args);
+  SLUICE_ASSIGN_OR_RETURN(Plan * chosen, GetPlan(key, args, stream));
+  Plan plan;
+  SLUICE_RETURN_IF_ERROR(Describe(key, &plan));
+  cublasLtMatmulHeuristicResult_t results[kMaxCandidates]{};
+  SLUICE_ASSIGN_OR_RETURN(const int found,
+                          Heuristics(plan, std::clamp(max_candidates, 1, kMaxCandidates), results));
+  SLUICE_ASSIGN_OR_RETURN(const std::vector<float> ms,
+                          TimeAlgos(plan, results, found, args, stream, std::max(reps, 1)));
+  std::vector<GemmCandidate> out;
+  for (int i = 0; i < found; ++i) {
+    GemmCandidate c;
+    c.index = i;
+    c.ms = ms[static_cast<size_t>(i)];
+    c.config = DescribeAlgo(results[i].algo);
+    c.chosen = std::memcmp(&results[i].algo, &chosen->algo, sizeof(cublasLtMatmulAlgo_t)) == 0;
+    out.push_back(std::move(c));
+  }
+  return out;
 }
 
 Status LtGemm::Enqueue(Plan& plan, const cublasLtMatmulAlgo_t& algo, const LinearArgs& args,
@@ -151,14 +225,15 @@ Status LtGemm::Enqueue(Plan& plan, const cublasLtMatmulAlgo_t& algo, const Linea
         plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &args.bias, sizeof(args.bias)));
   }
   const float alpha = 1.0f;
-  const float beta = 0.0f;
+  const float beta = args.residual != nullptr ? 1.0f : 0.0f;
+  const void* c = args.residual != nullptr ? args.residual : args.y;
   SLUICE_CUBLAS_RETURN_IF_ERROR(cublasLtMatmul(handle_, plan.desc, &alpha, args.w, plan.a, args.x,
-                                               plan.b, &beta, args.y, plan.d, args.y, plan.d, &algo,
+                                               plan.b, &beta, c, plan.d, args.y, plan.d, &algo,
                                                workspace_, workspace_bytes_, stream));
   return Status::Ok();
 }
 
-Status LtGemm::Linear(const LinearArgs& args, cudaStream_t stream) {
+Status LtGemm::CheckArgs(const LinearArgs& args) {
   if (args.rows <= 0 || args.in_features <= 0 || args.out_features <= 0) {
     return InvalidArgument(fmt::format("linear layer with non-positive size [{} x {}] -> {}",
                                        args.rows, args.in_features, args.out_features));
@@ -167,7 +242,17 @@ Status LtGemm::Linear(const LinearArgs& args, cudaStream_t stream) {
       (args.epilogue != GemmEpilogue::kNone && args.bias == nullptr)) {
     return InvalidArgument("linear layer with a missing operand");
   }
-  const Key key{args.dtype, args.epilogue, args.rows, args.in_features, args.out_features};
+  return Status::Ok();
+}
+
+LtGemm::Key LtGemm::KeyOf(const LinearArgs& args) {
+  return Key{args.dtype, args.epilogue,    args.residual != nullptr,
+             args.rows,  args.in_features, args.out_features};
+}
+
+Status LtGemm::Linear(const LinearArgs& args, cudaStream_t stream) {
+  SLUICE_RETURN_IF_ERROR(CheckArgs(args));
+  const Key key = KeyOf(args);
   SLUICE_ASSIGN_OR_RETURN(Plan * plan, GetPlan(key, args, stream));
   return Enqueue(*plan, plan->algo, args, stream);
 }

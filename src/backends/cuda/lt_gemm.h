@@ -13,7 +13,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "backends/cuda/cuda_dtype.h"
 #include "common/status.h"
@@ -37,6 +39,18 @@ struct LinearArgs {
   const void* bias = nullptr;  // [out_features]; required unless epilogue is kNone
   void* y = nullptr;           // [rows, out_features]
   GemmEpilogue epilogue = GemmEpilogue::kNone;
+  // Optional [rows, out_features], added in float32 before the bias and activation (cuBLASLt's
+  // C operand with beta 1): a residual connection for free in the epilogue. May equal y (such
+  // a shape is not autotuned, since timing would add the residual again on every run).
+  const void* residual = nullptr;
+};
+
+// One cuBLASLt algorithm timed on a shape (LtGemm::TimeCandidates).
+struct GemmCandidate {
+  int index = 0;        // rank in the heuristic's list
+  float ms = 0.0f;      // per call (median of three timings); negative: failed to run
+  std::string config;   // tile, stages, split-K, swizzle, cluster ids as cuBLASLt numbers them
+  bool chosen = false;  // the plan Linear() uses for this shape
 };
 
 class LtGemm {
@@ -55,14 +69,25 @@ class LtGemm {
 
   size_t cached_plans() const { return plans_.size(); }
   // When on, a shape seen for the first time outside stream capture is timed with up to
-  // kTuneCandidates algorithms (a few milliseconds per shape) before its plan is cached.
+  // tune_candidates() algorithms (a few milliseconds per shape) before its plan is cached.
   void set_autotune(bool on) { autotune_ = on; }
-  static constexpr int kTuneCandidates = 8;
+  void set_tune_candidates(int n) {
+    tune_candidates_ = n < 1 ? 1 : n > kMaxCandidates ? kMaxCandidates : n;
+  }
+  int tune_candidates() const { return tune_candidates_; }
+  static constexpr int kMaxCandidates = 64;
+
+  // Benchmarking: times up to `max_candidates` of the heuristic's algorithms for `args`'s shape
+  // (median of three timings of `reps` calls each, after one untimed call; overwrites args.y) and
+  // marks the one Linear() would use (planning the shape if needed). Outside stream capture only.
+  StatusOr<std::vector<GemmCandidate>> TimeCandidates(const LinearArgs& args, cudaStream_t stream,
+                                                      int max_candidates, int reps);
 
  private:
   struct Key {
     CudaDType dtype;
     GemmEpilogue epilogue;
+    bool residual;
     int64_t rows, in_features, out_features;
     bool operator==(const Key&) const = default;
   };
@@ -81,21 +106,32 @@ class LtGemm {
   };
   // Bounds the cache when batch sizes vary widely; a rebuild costs one heuristic query.
   static constexpr size_t kMaxPlans = 4096;
+  // Back-to-back calls per timing when autotuning (the median of three timings counts).
+  static constexpr int kTuneReps = 4;
 
   LtGemm(cublasLtHandle_t handle, void* workspace, size_t workspace_bytes)
       : handle_(handle), workspace_(workspace), workspace_bytes_(workspace_bytes) {}
   StatusOr<Plan*> GetPlan(const Key& key, const LinearArgs& args, cudaStream_t stream);
+  static Status CheckArgs(const LinearArgs& args);
+  static Key KeyOf(const LinearArgs& args);
+  // Descriptors for `key` (no algorithm yet) and up to `count` heuristic candidates for them.
+  Status Describe(const Key& key, Plan* plan) const;
+  StatusOr<int> Heuristics(const Plan& plan, int count,
+                           cublasLtMatmulHeuristicResult_t* results) const;
   // Enqueues the product with `plan`'s descriptors and `algo`.
   Status Enqueue(Plan& plan, const cublasLtMatmulAlgo_t& algo, const LinearArgs& args,
                  cudaStream_t stream);
-  // Index of the fastest of `results`, each timed on `args` (which it overwrites).
-  StatusOr<int> TimeCandidates(Plan& plan, const cublasLtMatmulHeuristicResult_t* results,
-                               int count, const LinearArgs& args, cudaStream_t stream);
+  // Milliseconds per call of each of `results` on `args` (which it overwrites): the median of
+  // three timings of `reps` back-to-back calls; negative for an algorithm that fails to run.
+  StatusOr<std::vector<float>> TimeAlgos(Plan& plan, const cublasLtMatmulHeuristicResult_t* results,
+                                         int count, const LinearArgs& args, cudaStream_t stream,
+                                         int reps);
 
   cublasLtHandle_t handle_;
   void* workspace_;
   size_t workspace_bytes_;
   bool autotune_ = false;
+  int tune_candidates_ = 8;
   cublasLtMatmulPreference_t preference_ = nullptr;
   std::unordered_map<Key, std::unique_ptr<Plan>, KeyHash> plans_;
 };

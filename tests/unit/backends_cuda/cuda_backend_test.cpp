@@ -321,33 +321,44 @@ TEST_P(CudaBackendTest, MatchesDoublePrecisionForwardAndBatchingIsInvisible) {
   SCOPED_TRACE(fmt::format("seed {}", seed));
   std::mt19937 rng(seed);
   RandomModel model(model_case.config, model_case.storage, seed);
-  auto backend = CudaBackend::Create(model_case.config, model.weights(), model_case.pooling,
-                                     {.device = 0, .dtype = dtype, .gpu_memory_limit = 0});
-  ASSERT_TRUE(backend.ok()) << backend.status().ToString();
-  CudaBackend& b = **backend;
-  EXPECT_EQ(b.name(), "cuda:0");
-  EXPECT_EQ(b.embedding_dim(), model_case.config.hidden_size);
-  ASSERT_TRUE(b.Warmup(SmallLimits()).ok());
-
   const Batch batch = MakeBatch(model_case.config, model_case.lengths, rng);
-  std::vector<float> out(3, NAN);  // Embed resizes; stale contents must not survive
-  const Status status = b.Embed(batch, &out);
-  ASSERT_TRUE(status.ok()) << status.ToString();
-  const size_t h = size_t(model_case.config.hidden_size);
-  ASSERT_EQ(out.size(), batch.num_sequences() * h);
   const std::vector<double> ref = model.Forward(batch, model_case.pooling);
+  // Both places the residual and the output projections' biases can be added: the GEMM
+  // epilogue or the LayerNorm.
+  for (const bool in_gemm : {false, true}) {
+    SCOPED_TRACE(fmt::format("residual and bias in the GEMM epilogue: {}", in_gemm));
+    auto backend = CudaBackend::Create(model_case.config, model.weights(), model_case.pooling,
+                                       {.device = 0,
+                                        .dtype = dtype,
+                                        .gpu_memory_limit = 0,
+                                        .residual_in_gemm = in_gemm,
+                                        .out_bias_in_layernorm = !in_gemm,
+                                        .qkv_bias_in_attention = !in_gemm});
+    ASSERT_TRUE(backend.ok()) << backend.status().ToString();
+    CudaBackend& b = **backend;
+    EXPECT_EQ(b.name(), "cuda:0");
+    EXPECT_EQ(b.embedding_dim(), model_case.config.hidden_size);
+    ASSERT_TRUE(b.Warmup(SmallLimits()).ok());
 
-  const double tol = dtype == CudaDType::kF16 ? 5e-3 : 3e-2;
-  for (size_t s = 0; s < batch.num_sequences(); ++s) {
-    SCOPED_TRACE(fmt::format("sequence {} of {} tokens", s, model_case.lengths[s]));
-    EXPECT_LT(RelativeError(Row(out, s, h), Row(std::vector<float>(ref.begin(), ref.end()), s, h)),
-              tol);
-    std::vector<float> single;
-    ASSERT_TRUE(b.Embed(Slice(batch, s), &single).ok());
-    ASSERT_EQ(single.size(), h);
-    EXPECT_LT(RelativeError(Row(single, 0, h), Row(out, s, h)), tol / 2);
+    std::vector<float> out(3, NAN);  // Embed resizes; stale contents must not survive
+    const Status status = b.Embed(batch, &out);
+    ASSERT_TRUE(status.ok()) << status.ToString();
+    const size_t h = size_t(model_case.config.hidden_size);
+    ASSERT_EQ(out.size(), batch.num_sequences() * h);
+
+    const double tol = dtype == CudaDType::kF16 ? 5e-3 : 3e-2;
+    for (size_t s = 0; s < batch.num_sequences(); ++s) {
+      SCOPED_TRACE(fmt::format("sequence {} of {} tokens", s, model_case.lengths[s]));
+      EXPECT_LT(
+          RelativeError(Row(out, s, h), Row(std::vector<float>(ref.begin(), ref.end()), s, h)),
+          tol);
+      std::vector<float> single;
+      ASSERT_TRUE(b.Embed(Slice(batch, s), &single).ok());
+      ASSERT_EQ(single.size(), h);
+      EXPECT_LT(RelativeError(Row(single, 0, h), Row(out, s, h)), tol / 2);
+    }
+    EXPECT_TRUE(b.Health().ok());
   }
-  EXPECT_TRUE(b.Health().ok());
 }
 
 std::string ModelName(const ::testing::TestParamInfo<std::tuple<ModelCase, CudaDType>>& p) {
@@ -525,6 +536,41 @@ TEST(CudaBackendGraphTest, GraphReplayMatchesEagerForEveryBucketBoundary) {
               2e-3);
   }
   EXPECT_GT((*graphs)->last_forward_ms(), 0.0f);
+}
+
+TEST(CudaBackendProfileTest, TimesEveryKindOfOpOnce) {
+  SLUICE_SKIP_WITHOUT_GPU();
+  const EncoderConfig config = BertLike();
+  const uint32_t seed = testing::FreshSeed();
+  SCOPED_TRACE(fmt::format("seed {}", seed));
+  RandomModel model(config, DType::kF32, seed);
+  auto backend = CudaBackend::Create(config, model.weights(), Pooling::kMean, {});
+  ASSERT_TRUE(backend.ok());
+  CudaBackend& b = **backend;
+  std::mt19937 rng(seed);
+  const Batch batch = MakeBatch(config, {33, 70, 5}, rng);
+  EXPECT_EQ(b.ProfileForward(batch, 2).status().code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(b.Warmup(SmallLimits()).ok());
+  auto ops = b.ProfileForward(batch, 3);
+  ASSERT_TRUE(ops.ok()) << ops.status().ToString();
+  std::vector<std::string> names;
+  for (const OpTime& op : *ops) {
+    names.push_back(op.op);
+    EXPECT_EQ(op.calls,
+              op.op == "embedding+layernorm" || op.op == "pooling" ? 1 : config.num_layers)
+        << op.op;
+    EXPECT_GT(op.ms, 0.0) << op.op;
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"embedding+layernorm", "qkv_gemm", "attention",
+                                             "attn_out_gemm", "attn_layernorm", "ffn_in_gemm",
+                                             "ffn_out_gemm", "ffn_layernorm", "pooling"}));
+  // Profiling leaves the backend serving the same results.
+  std::vector<float> a, c;
+  ASSERT_TRUE(b.Embed(batch, &a).ok());
+  ASSERT_TRUE(b.ProfileForward(batch, 1).ok());
+  ASSERT_TRUE(b.Embed(batch, &c).ok());
+  EXPECT_EQ(a, c);
+  EXPECT_EQ(b.ProfileForward(Batch{}, 1).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(CudaBackendPipelineTest, SubmitCollectOverlapsAndKeepsResultsInOrder) {

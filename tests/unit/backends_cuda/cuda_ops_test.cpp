@@ -186,6 +186,112 @@ INSTANTIATE_TEST_SUITE_P(
                        ::testing::ValuesIn(kDTypes)),
     GemmName);
 
+// Y = X W^T + residual + bias (the residual in the epilogue), separate and in place.
+class LtGemmResidualTest : public ::testing::TestWithParam<std::tuple<GemmCase, bool, CudaDType>> {
+};
+
+TEST_P(LtGemmResidualTest, MatchesReference) {
+  SLUICE_SKIP_WITHOUT_GPU();
+  const auto [shape, in_place, dtype] = GetParam();
+  const uint32_t seed = testing::FreshSeed();
+  SCOPED_TRACE(fmt::format("seed {}", seed));
+  std::mt19937 rng(seed);
+  const size_t n = size_t(shape.rows) * shape.out;
+  const auto x = MakeRandom16(size_t(shape.rows) * shape.in, dtype, rng);
+  const auto w = MakeRandom16(size_t(shape.out) * shape.in, dtype, rng, -0.1f, 0.1f);
+  const auto bias = MakeRandom16(shape.out, dtype, rng);
+  const auto residual = MakeRandom16(n, dtype, rng, -2.0f, 2.0f);
+
+  DeviceEnv env;
+  auto handle = CublasLtHandle::Create();
+  ASSERT_TRUE(handle.ok()) << handle.status().ToString();
+  const size_t ws_bytes = 32 << 20;
+  void* ws = env.Poisoned(ws_bytes);
+  auto gemm = LtGemm::Create(handle->get(), ws, ws_bytes);
+  ASSERT_TRUE(gemm.ok()) << gemm.status().ToString();
+  (*gemm)->set_autotune(true);
+  void* residual_dev = env.Upload(residual.bits);
+  LinearArgs args;
+  args.dtype = dtype;
+  args.rows = shape.rows;
+  args.in_features = shape.in;
+  args.out_features = shape.out;
+  args.x = env.Upload(x.bits);
+  args.w = env.Upload(w.bits);
+  args.bias = env.Upload(bias.bits);
+  args.epilogue = GemmEpilogue::kBias;
+  args.residual = residual_dev;
+  // In place, the first call plans the shape without autotuning (which would run the product
+  // several times over the residual it reads).
+  args.y = in_place ? residual_dev : env.Poisoned(n * 2);
+  ASSERT_TRUE((*gemm)->Linear(args, env.stream()).ok());
+  EXPECT_EQ((*gemm)->cached_plans(), 1u);
+  const auto y = env.Download16(args.y, n, dtype);
+
+  std::vector<double> ref(n);
+  for (int r = 0; r < shape.rows; ++r) {
+    for (int o = 0; o < shape.out; ++o) {
+      double acc = bias.values[o] + residual.values[size_t(r) * shape.out + o];
+      for (int k = 0; k < shape.in; ++k) {
+        acc += x.values[size_t(r) * shape.in + k] * w.values[size_t(o) * shape.in + k];
+      }
+      ref[size_t(r) * shape.out + o] = acc;
+    }
+  }
+  EXPECT_LT(RelativeError(y, ref), Tolerance(dtype));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, LtGemmResidualTest,
+    ::testing::Combine(::testing::Values(GemmCase{5, 64, 64}, GemmCase{130, 1536, 384},
+                                         GemmCase{300, 768, 768}),
+                       ::testing::Bool(), ::testing::ValuesIn(kDTypes)),
+    [](const ::testing::TestParamInfo<std::tuple<GemmCase, bool, CudaDType>>& p) {
+      const GemmCase& c = std::get<0>(p.param);
+      return fmt::format("{}x{}x{}{}_{}", c.rows, c.in, c.out,
+                         std::get<1>(p.param) ? "_inplace" : "",
+                         CudaDTypeName(std::get<2>(p.param)));
+    });
+
+TEST(LtGemmCandidatesTest, TimesTheHeuristicsListAndMarksTheChosenPlan) {
+  SLUICE_SKIP_WITHOUT_GPU();
+  DeviceEnv env;
+  auto handle = CublasLtHandle::Create();
+  ASSERT_TRUE(handle.ok());
+  const size_t ws_bytes = 32 << 20;
+  void* ws = env.Poisoned(ws_bytes);
+  auto gemm = LtGemm::Create(handle->get(), ws, ws_bytes);
+  ASSERT_TRUE(gemm.ok());
+  (*gemm)->set_autotune(true);
+  (*gemm)->set_tune_candidates(4);
+  std::mt19937 rng(testing::FreshSeed());
+  LinearArgs args;
+  args.rows = 256;
+  args.in_features = 384;
+  args.out_features = 1536;
+  args.x = env.Upload(MakeRandom16(256 * 384, CudaDType::kF16, rng).bits);
+  args.w = env.Upload(MakeRandom16(1536 * 384, CudaDType::kF16, rng).bits);
+  args.bias = env.Upload(MakeRandom16(1536, CudaDType::kF16, rng).bits);
+  args.y = env.Poisoned(256 * 1536 * 2);
+  args.epilogue = GemmEpilogue::kBiasGelu;
+  auto found = (*gemm)->TimeCandidates(args, env.stream(), 6, 2);
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  ASSERT_FALSE(found->empty());
+  EXPECT_LE(found->size(), 6u);
+  int chosen = 0;
+  for (const GemmCandidate& c : *found) {
+    chosen += c.chosen ? 1 : 0;
+    EXPECT_FALSE(c.config.empty());
+    if (c.chosen) {
+      EXPECT_GT(c.ms, 0.0f);
+    }
+  }
+  EXPECT_EQ(chosen, 1);
+  args.rows = 0;
+  EXPECT_EQ((*gemm)->TimeCandidates(args, env.stream(), 4, 2).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
 TEST(LtGemmBadInputTest, RejectsEmptyShapesAndMissingOperands) {
   SLUICE_SKIP_WITHOUT_GPU();
   DeviceEnv env;
@@ -289,6 +395,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, EmbeddingLayerNormTest,
 struct AddLayerNormCase {
   int rows, hidden;
   bool bias, in_place;
+  bool residual = true;  // without one, x already holds the sum (in place: out == x)
 };
 
 class AddLayerNormTest : public ::testing::TestWithParam<std::tuple<AddLayerNormCase, CudaDType>> {
@@ -312,14 +419,15 @@ TEST_P(AddLayerNormTest, MatchesReference) {
   args.dtype = dtype;
   args.rows = c.rows;
   args.hidden = c.hidden;
-  args.x = env.Upload(x.bits);
+  void* x_dev = env.Upload(x.bits);
+  args.x = x_dev;
   args.bias = c.bias ? env.Upload(bias.bits) : nullptr;
-  void* residual_dev = env.Upload(residual.bits);
+  void* residual_dev = c.residual ? env.Upload(residual.bits) : nullptr;
   args.residual = residual_dev;
   args.gamma = env.Upload(gamma.bits);
   args.beta = env.Upload(beta.bits);
   args.eps = 1e-5f;
-  args.out = c.in_place ? residual_dev : env.Poisoned(n * 2);
+  args.out = !c.in_place ? env.Poisoned(n * 2) : c.residual ? residual_dev : x_dev;
   ASSERT_TRUE(AddLayerNorm(args, env.stream()).ok());
   const auto out = env.Download16(args.out, n, dtype);
 
@@ -328,7 +436,8 @@ TEST_P(AddLayerNormTest, MatchesReference) {
     std::vector<double> row(c.hidden);
     for (int i = 0; i < c.hidden; ++i) {
       const size_t k = size_t(r) * c.hidden + i;
-      row[i] = x.values[k] + residual.values[k] + (c.bias ? bias.values[i] : 0.0);
+      row[i] =
+          x.values[k] + (c.residual ? residual.values[k] : 0.0) + (c.bias ? bias.values[i] : 0.0);
     }
     ReferenceLayerNorm(row, gamma.values, beta.values, 1e-5);
     ref.insert(ref.end(), row.begin(), row.end());
@@ -339,8 +448,9 @@ TEST_P(AddLayerNormTest, MatchesReference) {
 std::string AddLayerNormName(
     const ::testing::TestParamInfo<std::tuple<AddLayerNormCase, CudaDType>>& p) {
   const AddLayerNormCase& c = std::get<0>(p.param);
-  return fmt::format("{}x{}{}{}_{}", c.rows, c.hidden, c.bias ? "_bias" : "",
-                     c.in_place ? "_inplace" : "", CudaDTypeName(std::get<1>(p.param)));
+  return fmt::format("{}x{}{}{}{}_{}", c.rows, c.hidden, c.bias ? "_bias" : "",
+                     c.in_place ? "_inplace" : "", c.residual ? "" : "_noresidual",
+                     CudaDTypeName(std::get<1>(p.param)));
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -351,7 +461,10 @@ INSTANTIATE_TEST_SUITE_P(
                                          AddLayerNormCase{3, 1000, true, true},
                                          AddLayerNormCase{7, 2048, true, true},
                                          AddLayerNormCase{5, 1030, false, false},
-                                         AddLayerNormCase{2, 8192, true, false}),
+                                         AddLayerNormCase{2, 8192, true, false},
+                                         AddLayerNormCase{9, 768, true, false, false},
+                                         AddLayerNormCase{6, 384, false, true, false},
+                                         AddLayerNormCase{4, 1030, true, true, false}),
                        ::testing::ValuesIn(kDTypes)),
     AddLayerNormName);
 
@@ -375,11 +488,12 @@ TEST(LayerNormBadInputTest, RejectsWidthsOutsideTheKernel) {
 struct AttentionCase {
   std::vector<int> lengths;
   int heads, head_dim;
+  bool bias = false;  // the fused projection's bias, applied by the kernel
 };
 
 const AttentionCase kAttentionCases[] = {
-    {{1}, 2, 32},          {{5, 64, 65, 130}, 3, 32}, {{300}, 12, 32},
-    {{17, 1, 200}, 2, 64}, {{64, 129, 7}, 2, 128},
+    {{1}, 2, 32},           {{5, 64, 65, 130}, 3, 32},  {{300}, 12, 32},    {{17, 1, 200}, 2, 64},
+    {{64, 129, 7}, 2, 128}, {{513, 3, 128, 70}, 2, 64}, {{260, 1}, 1, 128},
 };
 
 class FusedAttentionTest : public ::testing::TestWithParam<std::tuple<AttentionCase, CudaDType>> {};
@@ -396,6 +510,10 @@ TEST_P(FusedAttentionTest, MatchesReference) {
   const int hidden = c.heads * c.head_dim;
   // Spread of +-2 gives peaked softmax rows, which exercise the running-max rescaling.
   const auto qkv = MakeRandom16(size_t(tokens) * 3 * hidden, dtype, rng, -2.0f, 2.0f);
+  const auto bias = MakeRandom16(3 * size_t(hidden), dtype, rng, -1.0f, 1.0f);
+  auto value = [&](size_t token, size_t column) {
+    return qkv.values[token * 3 * hidden + column] + (c.bias ? bias.values[column] : 0.0);
+  };
 
   DeviceEnv env;
   AttentionArgs args;
@@ -405,6 +523,7 @@ TEST_P(FusedAttentionTest, MatchesReference) {
   args.num_heads = c.heads;
   args.head_dim = c.head_dim;
   args.qkv = env.Upload(qkv.bits);
+  args.qkv_bias = c.bias ? env.Upload(bias.bits) : nullptr;
   args.cu_seqlens = static_cast<const int32_t*>(env.Upload(cu));
   args.scale = 1.0f / std::sqrt(float(c.head_dim));
   args.out = env.Poisoned(size_t(tokens) * hidden * 2);
@@ -432,7 +551,6 @@ TEST_P(FusedAttentionTest, MatchesReference) {
   const auto listed_out = env.Download16(listed.out, size_t(tokens) * hidden, dtype);
 
   std::vector<double> ref(size_t(tokens) * hidden);
-  const size_t stride = 3 * size_t(hidden);
   for (size_t s = 0; s + 1 < cu.size(); ++s) {
     for (int h = 0; h < c.heads; ++h) {
       for (int i = cu[s]; i < cu[s + 1]; ++i) {
@@ -441,8 +559,7 @@ TEST_P(FusedAttentionTest, MatchesReference) {
         for (int j = cu[s]; j < cu[s + 1]; ++j) {
           double dot = 0;
           for (int d = 0; d < c.head_dim; ++d) {
-            dot += qkv.values[i * stride + h * c.head_dim + d] *
-                   qkv.values[j * stride + hidden + h * c.head_dim + d];
+            dot += value(i, h * c.head_dim + d) * value(j, hidden + h * c.head_dim + d);
           }
           scores.push_back(dot / std::sqrt(double(c.head_dim)));
           mx = std::max(mx, scores.back());
@@ -452,7 +569,7 @@ TEST_P(FusedAttentionTest, MatchesReference) {
         for (int d = 0; d < c.head_dim; ++d) {
           double acc = 0;
           for (int j = cu[s]; j < cu[s + 1]; ++j) {
-            acc += scores[j - cu[s]] * qkv.values[j * stride + 2 * hidden + h * c.head_dim + d];
+            acc += scores[j - cu[s]] * value(j, 2 * hidden + h * c.head_dim + d);
           }
           ref[size_t(i) * hidden + h * c.head_dim + d] = acc / sum;
         }
@@ -465,8 +582,8 @@ TEST_P(FusedAttentionTest, MatchesReference) {
 
 std::string AttentionName(const ::testing::TestParamInfo<std::tuple<AttentionCase, CudaDType>>& p) {
   const AttentionCase& c = std::get<0>(p.param);
-  return fmt::format("len_{}_h{}_d{}_{}", fmt::join(c.lengths, "_"), c.heads, c.head_dim,
-                     CudaDTypeName(std::get<1>(p.param)));
+  return fmt::format("len_{}_h{}_d{}{}_{}", fmt::join(c.lengths, "_"), c.heads, c.head_dim,
+                     c.bias ? "_bias" : "", CudaDTypeName(std::get<1>(p.param)));
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, FusedAttentionTest,
@@ -490,19 +607,26 @@ TEST(FusedAttentionBadInputTest, RejectsHeadSizesNotCompiled) {
   args.tiles = tiles;  // a work list without its length
   args.max_tiles = 1;
   EXPECT_EQ(FusedAttention(args, nullptr).code(), StatusCode::kInvalidArgument);
+  args.tiles = nullptr;
+  args.max_tiles = 0;
+  alignas(16) const uint16_t bias[16] = {};
+  args.qkv_bias = bias + 1;  // the bias is copied in 16-byte pieces
+  EXPECT_EQ(FusedAttention(args, nullptr).code(), StatusCode::kInvalidArgument);
 }
 
 TEST(AttentionTilesTest, ListsEveryQueryTileOfEverySequence) {
-  const std::vector<int32_t> cu = {0, 1, 1, 65, 193, 193};
+  constexpr int T = kAttentionQueryTile;
+  // Lengths 1, 0, T + 1, 2 T, 0.
+  const std::vector<int32_t> cu = {0, 1, 1, T + 2, 3 * T + 2, 3 * T + 2};
   std::vector<int32_t> tiles(2 * 16, -1);
   const int n = AppendAttentionTiles(cu.data(), 5, tiles.data());
-  const std::vector<int32_t> expected = {0, 0, 2, 0, 3, 0, 3, 64};
-  ASSERT_EQ(n, 4);
+  const std::vector<int32_t> expected = {0, 0, 2, 0, 2, T, 3, 0, 3, T};
+  ASSERT_EQ(n, 5);
   EXPECT_EQ(std::vector<int32_t>(tiles.begin(), tiles.begin() + 2 * n), expected);
-  EXPECT_LE(n, MaxAttentionTiles(193, 5));
-  EXPECT_EQ(MaxAttentionTiles(10, 4), 4);    // one tile per short sequence
-  EXPECT_EQ(MaxAttentionTiles(3, 8), 3);     // never more tiles than tokens
-  EXPECT_EQ(MaxAttentionTiles(640, 2), 12);  // 640 / 64 + 2
+  EXPECT_LE(n, MaxAttentionTiles(3 * T + 2, 5));
+  EXPECT_EQ(MaxAttentionTiles(10, 4), 4);  // one tile per short sequence
+  EXPECT_EQ(MaxAttentionTiles(3, 8), 3);   // never more tiles than tokens
+  EXPECT_EQ(MaxAttentionTiles(640, 2), 640 / kAttentionQueryTile + 2);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -18,10 +18,12 @@ __global__ void __launch_bounds__(kThreads) AddLayerNormKernel(AddLayerNormArgs 
   __shared__ float scratch[kThreads / 32];
   const size_t offset = static_cast<size_t>(blockIdx.x) * args.hidden;
   const T* x = static_cast<const T*>(args.x) + offset;
-  const T* residual = static_cast<const T*>(args.residual) + offset;
+  const T* residual =
+      args.residual != nullptr ? static_cast<const T*>(args.residual) + offset : nullptr;
   const T* bias = static_cast<const T*>(args.bias);
   for (int i = threadIdx.x; i < args.hidden; i += blockDim.x) {
-    float v = ToFloat(x[i]) + ToFloat(residual[i]);
+    float v = ToFloat(x[i]);
+    if (residual != nullptr) v += ToFloat(residual[i]);
     if (bias != nullptr) v += ToFloat(bias[i]);
     row[i] = v;
   }
@@ -58,23 +60,32 @@ __global__ void __launch_bounds__(kRowsPerBlock * 32)
   const size_t offset = static_cast<size_t>(row) * args.hidden;
   const auto* x = reinterpret_cast<const uint4*>(static_cast<const T*>(args.x) + offset);
   const auto* residual =
-      reinterpret_cast<const uint4*>(static_cast<const T*>(args.residual) + offset);
+      args.residual != nullptr
+          ? reinterpret_cast<const uint4*>(static_cast<const T*>(args.residual) + offset)
+          : nullptr;
   const auto* bias = reinterpret_cast<const uint4*>(args.bias);
+  // All loads first, so that every 16-byte access of the row is in flight at once.
+  uint4 xa[kVecs], ra[kVecs], ba[kVecs];
+#pragma unroll
+  for (int k = 0; k < kVecs; ++k) {
+    const int i = k * 32 + lane;
+    const bool in = i < vecs;
+    xa[k] = in ? x[i] : make_uint4(0, 0, 0, 0);
+    ra[k] = in && residual != nullptr ? residual[i] : make_uint4(0, 0, 0, 0);
+    ba[k] = in && bias != nullptr ? bias[i] : make_uint4(0, 0, 0, 0);
+  }
   float v[kVecs][8];
   float sum = 0.0f;
 #pragma unroll
   for (int k = 0; k < kVecs; ++k) {
-    const int i = k * 32 + lane;
-    if (i < vecs) {
-      Vec8<T> a{x[i]};
-      Vec8<T> b{residual[i]};
-      Vec8<T> c{make_uint4(0, 0, 0, 0)};
-      if (bias != nullptr) c.bits = bias[i];
+    const Vec8<T> a{xa[k]};
+    const Vec8<T> b{ra[k]};
+    const Vec8<T> c{ba[k]};
 #pragma unroll
-      for (int e = 0; e < 8; ++e) {
-        v[k][e] = a.Get(e) + b.Get(e) + (bias != nullptr ? c.Get(e) : 0.0f);
-        sum += v[k][e];
-      }
+    for (int e = 0; e < 8; ++e) {
+      // Zero-filled vectors past the row end add nothing to the sums.
+      v[k][e] = a.Get(e) + b.Get(e) + c.Get(e);
+      sum += v[k][e];
     }
   }
   const float mean = kernels::WarpSum(sum) / static_cast<float>(args.hidden);
@@ -85,7 +96,7 @@ __global__ void __launch_bounds__(kRowsPerBlock * 32)
 #pragma unroll
       for (int e = 0; e < 8; ++e) {
         const float d = v[k][e] - mean;
-        sq += d * d;
+        sq = fmaf(d, d, sq);
       }
     }
   }
@@ -111,7 +122,8 @@ bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 
 template <typename T>
 Status LaunchAddLayerNorm(const AddLayerNormArgs& args, cudaStream_t stream) {
-  const bool vectorizable = args.hidden % 8 == 0 && Aligned16(args.x) && Aligned16(args.residual) &&
+  const bool vectorizable = args.hidden % 8 == 0 && Aligned16(args.x) &&
+                            (args.residual == nullptr || Aligned16(args.residual)) &&
                             Aligned16(args.gamma) && Aligned16(args.beta) && Aligned16(args.out) &&
                             (args.bias == nullptr || Aligned16(args.bias));
   const int blocks = (args.rows + kRowsPerBlock - 1) / kRowsPerBlock;

@@ -1,7 +1,7 @@
 // AddLayerNorm: out = LN(x + bias + residual), the residual connection of each sub-layer,
-// with the bias the GEMM epilogue did not add folded in. In place when out == residual. One
-// warp per row held in registers (rows up to 2048 wide, 16-byte aligned), else one block per
-// row; float32 arithmetic, fp16/bf16 storage.
+// with the bias the GEMM epilogue did not add folded in (either may be absent). In place when out
+// == residual. One warp per row held in registers (rows up to 2048 wide, 16-byte aligned), else one
+// block per row; float32 arithmetic, fp16/bf16 storage.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -17,7 +17,7 @@ struct AddLayerNormArgs {
   int hidden = 0;
   const void* x = nullptr;         // [rows, hidden]
   const void* bias = nullptr;      // [hidden] or nullptr
-  const void* residual = nullptr;  // [rows, hidden]
+  const void* residual = nullptr;  // [rows, hidden], or nullptr when x already holds it
   const void* gamma = nullptr;
   const void* beta = nullptr;
   float eps = 1e-12f;

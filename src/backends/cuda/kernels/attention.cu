@@ -8,14 +8,25 @@
 namespace sluice::cuda {
 namespace {
 
-// One block: 4 warps, each owning 16 query rows of the tile for the whole pass, so the scores,
-// probabilities and output accumulators never leave registers (mma.sync m16n8k16 fragments).
-// K/V tiles of 64 keys stream through two shared-memory buffers filled by cp.async, the next
-// tile loading while the current one is multiplied.
+using kernels::ToFloat;
+
+// One block: a query tile of 128 rows of one head. Each warp owns 16-row m-tiles of it for the
+// whole pass (4 warps x 2 m-tiles for head sizes up to 64, 8 warps x 1 for 128), so the scores,
+// probabilities and output accumulators never leave registers (mma.sync m16n8k16 fragments),
+// and with two m-tiles every K/V fragment read from shared memory feeds two products. K/V tiles
+// of 64 keys stream through two shared-memory buffers filled by cp.async, the next tile loading
+// while the current one is multiplied. A 128-row tile also means each (sequence, head) reads
+// its K/V once for sequences up to 128 tokens.
 constexpr int kBlockM = kAttentionQueryTile;
 constexpr int kBlockN = 64;
-constexpr int kWarps = kBlockM / 16;
-constexpr int kThreads = kWarps * 32;
+
+template <int D>
+struct Shape {
+  static constexpr int kWarps = D > 64 ? 8 : 4;
+  static constexpr int kThreads = kWarps * 32;
+  static constexpr int kMTiles = kBlockM / (16 * kWarps);
+  static_assert(kMTiles * 16 * kWarps == kBlockM, "the warps must cover the query tile");
+};
 
 // Rows are padded by 16 bytes so that the 8 row addresses of each ldmatrix fall in different
 // banks, and stay 16-byte aligned for cp.async.
@@ -23,7 +34,8 @@ template <int D>
 struct Layout {
   static constexpr int kLd = D + 8;  // 16-bit elements per row
   static constexpr int kKvTile = kBlockN * kLd;
-  static constexpr size_t kBytes = sizeof(uint16_t) * (kBlockM * kLd + 4 * kKvTile);
+  // Q tile, two K and two V tiles, then the Q and V biases of the head.
+  static constexpr size_t kBytes = sizeof(uint16_t) * (kBlockM * kLd + 4 * kKvTile + 2 * D);
 };
 
 __device__ __forceinline__ uint32_t SharedAddress(const void* p) {
@@ -90,13 +102,27 @@ __device__ __forceinline__ uint32_t Pack<__nv_bfloat16>(float lo, float hi) {
   return *reinterpret_cast<const uint32_t*>(&v);
 }
 
+// 2^x on the special-function unit; flushing denormals is harmless for probabilities.
+__device__ __forceinline__ float Exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// A register of two 16-bit values plus (lo, hi), added in float32.
+template <typename T>
+__device__ __forceinline__ uint32_t AddPair(uint32_t packed, T lo, T hi) {
+  const T* v = reinterpret_cast<const T*>(&packed);
+  return Pack<T>(ToFloat(v[0]) + ToFloat(lo), ToFloat(v[1]) + ToFloat(hi));
+}
+
 // Starts copying `kRows` rows of one head (D elements each) into a padded tile; rows past
 // `valid` become zeros so that no stale value can reach the products.
 template <typename T, int D, int kRows>
 __device__ __forceinline__ void LoadTile(const T* src, size_t src_stride, int valid, T* dst) {
   constexpr int kVecs = D / 8;
 #pragma unroll
-  for (int i = threadIdx.x; i < kRows * kVecs; i += kThreads) {
+  for (int i = threadIdx.x; i < kRows * kVecs; i += Shape<D>::kThreads) {
     const int r = i / kVecs;
     const int c = (i % kVecs) * 8;
     const bool in = r < valid;
@@ -104,29 +130,17 @@ __device__ __forceinline__ void LoadTile(const T* src, size_t src_stride, int va
   }
 }
 
-template <typename T, int D>
-__global__ void __launch_bounds__(kThreads)
-    FusedAttentionKernel(AttentionArgs args, float scale_log2) {
+// The attention of one query tile, with kMT m-tiles per warp in use: a tile of at most 16 x
+// kWarps rows runs with kMT = 1, so a short sequence does not pay for the rows it lacks.
+template <typename T, int D, int kMT>
+__device__ __forceinline__ void AttendTile(const AttentionArgs& args, float scale_log2, int head,
+                                           int begin, int len, int q0, unsigned char* smem) {
   using L = Layout<D>;
-  extern __shared__ __align__(128) unsigned char smem[];
+  constexpr int kWarps = Shape<D>::kWarps;
+  constexpr int kRows = kMT * 16 * kWarps;
   T* q_tile = reinterpret_cast<T*>(smem);
   T* k_tiles = q_tile + kBlockM * L::kLd;
   T* v_tiles = k_tiles + 2 * L::kKvTile;
-
-  int seq = 0;
-  int q0 = 0;
-  if (args.tiles != nullptr) {
-    if (static_cast<int>(blockIdx.x) >= *args.num_tiles) return;
-    seq = args.tiles[2 * blockIdx.x];
-    q0 = args.tiles[2 * blockIdx.x + 1];
-  } else {
-    seq = blockIdx.z;
-    q0 = blockIdx.x * kBlockM;
-  }
-  const int head = blockIdx.y;
-  const int begin = args.cu_seqlens[seq];
-  const int len = args.cu_seqlens[seq + 1] - begin;
-  if (q0 >= len) return;
 
   const int hidden = args.num_heads * D;
   const size_t stride = 3 * static_cast<size_t>(hidden);
@@ -134,21 +148,45 @@ __global__ void __launch_bounds__(kThreads)
   const T* k_src = base + hidden;
   const T* v_src = base + 2 * hidden;
 
-  LoadTile<T, D, kBlockM>(base + static_cast<size_t>(q0) * stride, stride, len - q0, q_tile);
+  // Biases of the fused projection (optional): Q's is added to the query fragments; K's is left
+  // out, since it adds the same q . b_k to every score of a row, which softmax cancels; V's is
+  // added to the output, since each row of probabilities sums to one. They travel to shared
+  // memory with the first tiles, so no global load latency sits before the first product or
+  // after the last.
+  const bool has_bias = args.qkv_bias != nullptr;
+  T* bias_tile = v_tiles + 2 * L::kKvTile;  // [Q bias of the head | V bias of the head]
+
+  LoadTile<T, D, kRows>(base + static_cast<size_t>(q0) * stride, stride, len - q0, q_tile);
   LoadTile<T, D, kBlockN>(k_src, stride, len, k_tiles);
   LoadTile<T, D, kBlockN>(v_src, stride, len, v_tiles);
+  if (has_bias && threadIdx.x < 2 * D / 8) {
+    const int part = threadIdx.x / (D / 8);  // 0: Q, 1: V
+    const int c = (threadIdx.x % (D / 8)) * 8;
+    const T* src = static_cast<const T*>(args.qkv_bias) + 2 * part * hidden + head * D + c;
+    CpAsync16(bias_tile + part * D + c, src, true);
+  }
   CpAsyncCommit();
 
   const int warp = threadIdx.x >> 5;
   const int lane = threadIdx.x & 31;
   const int t = lane & 3;
-  // Each thread holds two rows of the warp's 16: lane / 4 and lane / 4 + 8.
-  uint32_t q_frag[D / 16][4];
-  float o[D / 8][4];
+  const T* q_bias = bias_tile;
+  const T* v_bias = bias_tile + D;
+  // M-tile i of this warp holds tile rows (i * kWarps + warp) * 16 + [0, 16): the first 16 *
+  // kWarps rows go one m-tile to each warp, so short sequences still spread over all warps.
+  // Rows past the sequence hold zero queries: finite scores, never stored.
+  // Each thread holds two rows of an m-tile: lane / 4 and lane / 4 + 8.
+  uint32_t q_frag[kMT][D / 16][4];
+  float o[kMT][D / 8][4];
+  float row_max[kMT][2];
+  float row_sum[kMT][2];  // this thread's columns only; summed over the quad at the end
 #pragma unroll
-  for (int n = 0; n < D / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
-  float row_max[2] = {-INFINITY, -INFINITY};
-  float row_sum[2] = {0.0f, 0.0f};  // this thread's columns only; summed over the quad at the end
+  for (int i = 0; i < kMT; ++i) {
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) o[i][n][0] = o[i][n][1] = o[i][n][2] = o[i][n][3] = 0.0f;
+    row_max[i][0] = row_max[i][1] = -INFINITY;
+    row_sum[i][0] = row_sum[i][1] = 0.0f;
+  }
 
   const int num_kv = (len + kBlockN - 1) / kBlockN;
   for (int it = 0; it < num_kv; ++it) {
@@ -167,18 +205,33 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();
     if (it == 0) {
 #pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        LdMatrixX4(q_frag[kk],
-                   q_tile + (warp * 16 + (lane & 15)) * L::kLd + kk * 16 + (lane >> 4) * 8);
+      for (int i = 0; i < kMT; ++i) {
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) {
+          LdMatrixX4(q_frag[i][kk], q_tile + ((i * kWarps + warp) * 16 + (lane & 15)) * L::kLd +
+                                        kk * 16 + (lane >> 4) * 8);
+          if (has_bias) {
+            // Registers 0/1 hold columns kk * 16 + 2t (+1), registers 2/3 the same plus 8.
+#pragma unroll
+            for (int r = 0; r < 4; ++r) {
+              const int d = kk * 16 + (r >> 1) * 8 + 2 * t;
+              q_frag[i][kk][r] = AddPair<T>(q_frag[i][kk][r], q_bias[d], q_bias[d + 1]);
+            }
+          }
+        }
       }
     }
     const T* kt = k_tiles + buf * L::kKvTile;
     const T* vt = v_tiles + buf * L::kKvTile;
 
     // S = Q K^T: K stored [key][d] is the column-major B operand as it stands.
-    float s[kBlockN / 8][4];
+    float s[kMT][kBlockN / 8][4];
 #pragma unroll
-    for (int j = 0; j < kBlockN / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+    for (int i = 0; i < kMT; ++i) {
+#pragma unroll
+      for (int j = 0; j < kBlockN / 8; ++j)
+        s[i][j][0] = s[i][j][1] = s[i][j][2] = s[i][j][3] = 0.0f;
+    }
 #pragma unroll
     for (int nn = 0; nn < kBlockN / 16; ++nn) {
 #pragma unroll
@@ -187,92 +240,145 @@ __global__ void __launch_bounds__(kThreads)
         const int key = nn * 16 + (lane & 7) + ((lane >> 4) << 3);
         const int d = kk * 16 + ((lane >> 3) & 1) * 8;
         LdMatrixX4(b, kt + key * L::kLd + d);
-        Mma<T>(s[2 * nn], q_frag[kk], b[0], b[1]);
-        Mma<T>(s[2 * nn + 1], q_frag[kk], b[2], b[3]);
+#pragma unroll
+        for (int i = 0; i < kMT; ++i) {
+          Mma<T>(s[i][2 * nn], q_frag[i][kk], b[0], b[1]);
+          Mma<T>(s[i][2 * nn + 1], q_frag[i][kk], b[2], b[3]);
+        }
       }
     }
     const int k0 = it * kBlockN;
     if (k0 + kBlockN > len) {
 #pragma unroll
-      for (int j = 0; j < kBlockN / 8; ++j) {
+      for (int i = 0; i < kMT; ++i) {
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          if (k0 + j * 8 + 2 * t + (e & 1) >= len) s[j][e] = -INFINITY;
+        for (int j = 0; j < kBlockN / 8; ++j) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            if (k0 + j * 8 + 2 * t + (e & 1) >= len) s[i][j][e] = -INFINITY;
+          }
         }
       }
     }
 
-    // Online softmax in base 2; every tile holds at least one valid key, so the max is finite.
-    float tile_max[2] = {-INFINITY, -INFINITY};
+    // Online softmax in base 2 with the scale folded into one FMA per score; every tile holds
+    // at least one valid key, so each row's max is finite.
 #pragma unroll
-    for (int j = 0; j < kBlockN / 8; ++j) {
-      tile_max[0] = fmaxf(tile_max[0], fmaxf(s[j][0], s[j][1]));
-      tile_max[1] = fmaxf(tile_max[1], fmaxf(s[j][2], s[j][3]));
-    }
-    float alpha[2];
+    for (int i = 0; i < kMT; ++i) {
+      float tile_max[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
-      tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
-      const float m_new = fmaxf(row_max[r], tile_max[r] * scale_log2);
-      alpha[r] = exp2f(row_max[r] - m_new);
-      row_max[r] = m_new;
-    }
-    float tile_sum[2] = {0.0f, 0.0f};
-#pragma unroll
-    for (int j = 0; j < kBlockN / 8; ++j) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        s[j][e] = exp2f(fmaf(s[j][e], scale_log2, -row_max[e >> 1]));
-        tile_sum[e >> 1] += s[j][e];
+      for (int j = 0; j < kBlockN / 8; ++j) {
+        tile_max[0] = fmaxf(tile_max[0], fmaxf(s[i][j][0], s[i][j][1]));
+        tile_max[1] = fmaxf(tile_max[1], fmaxf(s[i][j][2], s[i][j][3]));
       }
-    }
+      float alpha[2];
+      float neg_max[2];
 #pragma unroll
-    for (int r = 0; r < 2; ++r) row_sum[r] = row_sum[r] * alpha[r] + tile_sum[r];
+      for (int r = 0; r < 2; ++r) {
+        tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
+        tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
+        const float m_new = fmaxf(row_max[i][r], tile_max[r] * scale_log2);
+        alpha[r] = Exp2(row_max[i][r] - m_new);
+        row_max[i][r] = m_new;
+        neg_max[r] = -m_new;
+      }
+      float tile_sum[2] = {0.0f, 0.0f};
 #pragma unroll
-    for (int n = 0; n < D / 8; ++n) {
-      o[n][0] *= alpha[0];
-      o[n][1] *= alpha[0];
-      o[n][2] *= alpha[1];
-      o[n][3] *= alpha[1];
+      for (int j = 0; j < kBlockN / 8; ++j) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          s[i][j][e] = Exp2(fmaf(s[i][j][e], scale_log2, neg_max[e >> 1]));
+          tile_sum[e >> 1] += s[i][j][e];
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < 2; ++r) row_sum[i][r] = row_sum[i][r] * alpha[r] + tile_sum[r];
+#pragma unroll
+      for (int n = 0; n < D / 8; ++n) {
+        o[i][n][0] *= alpha[0];
+        o[i][n][1] *= alpha[0];
+        o[i][n][2] *= alpha[1];
+        o[i][n][3] *= alpha[1];
+      }
     }
 
     // O += P V: the score accumulators of two adjacent key tiles are exactly an A fragment;
     // V stored [key][d] is row-major B, transposed on the way in by ldmatrix.
 #pragma unroll
     for (int kk = 0; kk < kBlockN / 16; ++kk) {
-      const uint32_t a[4] = {
-          Pack<T>(s[2 * kk][0], s[2 * kk][1]), Pack<T>(s[2 * kk][2], s[2 * kk][3]),
-          Pack<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]), Pack<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      uint32_t a[kMT][4];
+#pragma unroll
+      for (int i = 0; i < kMT; ++i) {
+        a[i][0] = Pack<T>(s[i][2 * kk][0], s[i][2 * kk][1]);
+        a[i][1] = Pack<T>(s[i][2 * kk][2], s[i][2 * kk][3]);
+        a[i][2] = Pack<T>(s[i][2 * kk + 1][0], s[i][2 * kk + 1][1]);
+        a[i][3] = Pack<T>(s[i][2 * kk + 1][2], s[i][2 * kk + 1][3]);
+      }
 #pragma unroll
       for (int nn = 0; nn < D / 16; ++nn) {
         uint32_t b[4];
         const int key = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
         const int d = nn * 16 + (lane >> 4) * 8;
         LdMatrixX4Trans(b, vt + key * L::kLd + d);
-        Mma<T>(o[2 * nn], a, b[0], b[1]);
-        Mma<T>(o[2 * nn + 1], a, b[2], b[3]);
+#pragma unroll
+        for (int i = 0; i < kMT; ++i) {
+          Mma<T>(o[i][2 * nn], a[i], b[0], b[1]);
+          Mma<T>(o[i][2 * nn + 1], a[i], b[2], b[3]);
+        }
       }
     }
     __syncthreads();  // every warp is done with this buffer before it is refilled
   }
 
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    row_sum[r] += __shfl_xor_sync(0xffffffffu, row_sum[r], 1);
-    row_sum[r] += __shfl_xor_sync(0xffffffffu, row_sum[r], 2);
-  }
   T* out = static_cast<T*>(args.out) + head * D + 2 * t;
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int row = q0 + warp * 16 + (lane >> 2) + 8 * r;
-    if (row >= len) continue;
-    const float inv = 1.0f / row_sum[r];
-    T* dst = out + static_cast<size_t>(begin + row) * hidden;
+  for (int i = 0; i < kMT; ++i) {
 #pragma unroll
-    for (int n = 0; n < D / 8; ++n) {
-      *reinterpret_cast<uint32_t*>(dst + n * 8) = Pack<T>(o[n][2 * r] * inv, o[n][2 * r + 1] * inv);
+    for (int r = 0; r < 2; ++r) {
+      float sum = row_sum[i][r];
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      const int row = q0 + (i * kWarps + warp) * 16 + (lane >> 2) + 8 * r;
+      if (row >= len) continue;
+      const float inv = 1.0f / sum;
+      T* dst = out + static_cast<size_t>(begin + row) * hidden;
+#pragma unroll
+      for (int n = 0; n < D / 8; ++n) {
+        float b0 = 0.0f, b1 = 0.0f;
+        if (has_bias) {
+          b0 = ToFloat(v_bias[n * 8 + 2 * t]);
+          b1 = ToFloat(v_bias[n * 8 + 2 * t + 1]);
+        }
+        *reinterpret_cast<uint32_t*>(dst + n * 8) =
+            Pack<T>(fmaf(o[i][n][2 * r], inv, b0), fmaf(o[i][n][2 * r + 1], inv, b1));
+      }
     }
+  }
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(Shape<D>::kThreads)
+    FusedAttentionKernel(AttentionArgs args, float scale_log2) {
+  extern __shared__ __align__(128) unsigned char smem[];
+  int seq = 0;
+  int q0 = 0;
+  if (args.tiles != nullptr) {
+    if (static_cast<int>(blockIdx.x) >= *args.num_tiles) return;
+    seq = args.tiles[2 * blockIdx.x];
+    q0 = args.tiles[2 * blockIdx.x + 1];
+  } else {
+    seq = blockIdx.z;
+    q0 = blockIdx.x * kBlockM;
+  }
+  const int head = blockIdx.y;
+  const int begin = args.cu_seqlens[seq];
+  const int len = args.cu_seqlens[seq + 1] - begin;
+  if (q0 >= len) return;
+  constexpr int kMT = Shape<D>::kMTiles;
+  if (kMT > 1 && len - q0 <= 16 * Shape<D>::kWarps) {
+    AttendTile<T, D, 1>(args, scale_log2, head, begin, len, q0, smem);
+  } else {
+    AttendTile<T, D, kMT>(args, scale_log2, head, begin, len, q0, smem);
   }
 }
 
@@ -288,7 +394,7 @@ Status Launch(const AttentionArgs& args, cudaStream_t stream) {
                                           : dim3((args.max_seqlen + kBlockM - 1) / kBlockM,
                                                  args.num_heads, args.num_sequences);
   const float scale_log2 = args.scale * static_cast<float>(M_LOG2E);
-  kernel<<<grid, kThreads, kSmem, stream>>>(args, scale_log2);
+  kernel<<<grid, Shape<D>::kThreads, kSmem, stream>>>(args, scale_log2);
   return LaunchStatus("FusedAttentionKernel");
 }
 
@@ -323,7 +429,7 @@ int AppendAttentionTiles(const int32_t* cu_seqlens, int num_sequences, int32_t* 
 }
 
 int MaxAttentionTiles(int tokens, int sequences) {
-  // ceil(len / 64) <= len / 64 + 1 for each sequence, and every tile holds a token.
+  // ceil(len / tile) <= len / tile + 1 for each sequence, and every tile holds a token.
   const long bound = static_cast<long>(tokens) / kBlockM + sequences;
   return static_cast<int>(bound < tokens ? bound : tokens);
 }
@@ -344,6 +450,9 @@ Status FusedAttention(const AttentionArgs& args, cudaStream_t stream) {
   }
   if ((args.tiles == nullptr) != (args.num_tiles == nullptr)) {
     return InvalidArgument("attention work list without its length (or the reverse)");
+  }
+  if (args.qkv_bias != nullptr && reinterpret_cast<uintptr_t>(args.qkv_bias) % 16 != 0) {
+    return InvalidArgument("attention's QKV bias must be 16-byte aligned");
   }
   if (args.num_heads > 65535 || (args.tiles == nullptr && args.num_sequences > 65535)) {
     return InvalidArgument("attention grid too large: at most 65535 sequences and heads");

@@ -15,7 +15,7 @@
 namespace sluice::cuda {
 
 // Query rows handled by one block of the attention kernel (one work tile).
-inline constexpr int kAttentionQueryTile = 64;
+inline constexpr int kAttentionQueryTile = 128;
 
 struct AttentionArgs {
   CudaDType dtype = CudaDType::kF16;
@@ -25,6 +25,9 @@ struct AttentionArgs {
   int head_dim = 0;
   // [tokens, 3 * num_heads * head_dim]: per token all Q heads, then all K heads, then all V.
   const void* qkv = nullptr;
+  // Optional [3 * num_heads * head_dim]: the fused projection's bias (Q, then K, then V) when
+  // the GEMM left it out; the kernel accounts for it exactly.
+  const void* qkv_bias = nullptr;
   const int32_t* cu_seqlens = nullptr;  // device, [num_sequences + 1]
   float scale = 0.0f;                   // usually 1 / sqrt(head_dim)
   void* out = nullptr;                  // [tokens, num_heads * head_dim]
