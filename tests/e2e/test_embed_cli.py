@@ -9,10 +9,15 @@ import subprocess
 import numpy as np
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-SLUICE = ROOT / "build" / "sluice"
-MODEL = ROOT / "models" / "all-MiniLM-L6-v2"
-FIXTURE = ROOT / "tests" / "fixtures" / "minilm"
+FIXTURE = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "minilm"
+SLUICE: pathlib.Path
+MODEL: pathlib.Path
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _paths(sluice_bin, model_dir):
+    global SLUICE, MODEL
+    SLUICE, MODEL = sluice_bin, model_dir
 
 
 def read_sentences() -> list[str]:
@@ -20,9 +25,10 @@ def read_sentences() -> list[str]:
     return text[:-1].split("\n")
 
 
-def run_embed(stdin: bytes, *args: str, model: pathlib.Path = MODEL) -> subprocess.CompletedProcess:
-    return subprocess.run([str(SLUICE), "embed", "--model", str(model), *args], input=stdin,
-                          capture_output=True, timeout=600)
+def run_embed(stdin: bytes, *args: str, model: pathlib.Path | None = None
+              ) -> subprocess.CompletedProcess:
+    return subprocess.run([str(SLUICE), "embed", "--model", str(model or MODEL), *args],
+                          input=stdin, capture_output=True, timeout=600)
 
 
 def embed(lines: list[str], *args: str) -> np.ndarray:
@@ -31,6 +37,13 @@ def embed(lines: list[str], *args: str) -> np.ndarray:
     rows = [json.loads(line)["embedding"] for line in proc.stdout.decode().splitlines()]
     assert len(rows) == len(lines)
     return np.array(rows, dtype=np.float32)
+
+
+def has_gpu() -> bool:
+    try:
+        return subprocess.run(["nvidia-smi", "-L"], capture_output=True).returncode == 0
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +99,16 @@ def assert_clean_error(proc: subprocess.CompletedProcess, needle: str) -> None:
     assert len(lines) == 1, err
     assert lines[0].startswith("sluice: error:"), err
     assert needle.lower() in lines[0].lower(), err
+
+
+def test_cuda_without_a_gpu_is_a_clear_error():
+    if has_gpu():
+        pytest.skip("this machine has a GPU")
+    assert_clean_error(run_embed(b"x\n", "--device", "cuda"), "cuda")
+
+
+def test_unknown_device():
+    assert_clean_error(run_embed(b"x\n", "--device", "tpu"), "tpu")
 
 
 def copy_model(tmp_path: pathlib.Path, weights: bool = True) -> pathlib.Path:
