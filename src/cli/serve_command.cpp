@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backends/cpu/cpu_backend.h"
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "common/logging.h"
 #include "engine/encoder_config.h"
@@ -15,10 +16,14 @@
 #include "engine/pooling.h"
 #include "model/model_dir.h"
 #include "model/weight_store.h"
+#include "pg/pg_cache_store.h"
+#include "pg/pg_job_queue.h"
+#include "pg/pg_pool.h"
 #include "scheduler/dynamic_batcher.h"
 #include "server/api_context.h"
 #include "server/embedding_service.h"
 #include "server/http_server.h"
+#include "server/job_routes.h"
 #include "server/routes.h"
 #include "tokenizer/tokenizer.h"
 
@@ -44,7 +49,29 @@ struct ServeFlags {
   int64_t header_timeout_ms = 10000;
   int64_t idle_timeout_ms = 60000;
   int64_t shutdown_grace_ms = 30000;
+  std::string database_url;
 };
+
+// What --database-url adds: the shared cache tier and the job queue with its routes.
+struct Database {
+  std::shared_ptr<PgPool> pool;
+  std::unique_ptr<PgCacheStore> cache;
+  std::unique_ptr<PgJobQueue> queue;
+};
+
+// Connects, checks the schema version, and creates the cache store and the job queue.
+StatusOr<Database> OpenDatabase(const std::string& url) {
+  PgPoolOptions options;
+  options.connection.dsn = url;
+  options.connection.application_name = "sluice serve";
+  options.max_size = 8;
+  Database db;
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<PgPool> pool, PgPool::Create(options));
+  db.pool = std::move(pool);
+  SLUICE_ASSIGN_OR_RETURN(db.queue, PgJobQueue::Create(db.pool));
+  SLUICE_ASSIGN_OR_RETURN(db.cache, PgCacheStore::Create(db.pool));
+  return db;
+}
 
 // Everything a loaded model needs to stay alive while it serves.
 struct LoadedModel {
@@ -116,6 +143,14 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const ServeFlags& flags, ApiCon
 }
 
 int Serve(const ServeFlags& flags) {
+  // The database is checked before anything listens, so a bad URL or an old schema stops the
+  // server at once with one line.
+  Database db;
+  if (!flags.database_url.empty()) {
+    StatusOr<Database> opened = OpenDatabase(flags.database_url);
+    if (!opened.ok()) return ReportStatus(opened.status());
+    db = std::move(opened).value();
+  }
   HttpServerOptions http;
   http.host = flags.host;
   http.port = flags.port;
@@ -138,6 +173,13 @@ int Serve(const ServeFlags& flags) {
   AddOpenAiRoutes(&router, &context);
   AddTeiRoutes(&router, &context);
   AddAdminRoutes(&router, &context);
+  std::unique_ptr<JobRoutes> job_routes;
+  if (db.queue) {
+    StatusOr<std::unique_ptr<JobRoutes>> routes = JobRoutes::Create(&context, db.queue.get());
+    if (!routes.ok()) return ReportStatus(routes.status());
+    job_routes = std::move(routes).value();
+    job_routes->Register(&router);
+  }
 
   StatusOr<std::unique_ptr<HttpServer>> server = HttpServer::Create(http, &router);
   if (!server.ok()) {
@@ -248,6 +290,9 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
       ->envname("SLUICE_SHUTDOWN_GRACE_MS")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  cmd->add_option("--database-url", flags->database_url,
+                  "PostgreSQL connection string: enables the shared cache tier and /v1/jobs")
+      ->envname("SLUICE_DATABASE_URL");
   cmd->callback([flags, exit_code] { *exit_code = Serve(*flags); });
 }
 
