@@ -8,12 +8,15 @@
 #include <vector>
 
 #include "backends/cpu/cpu_backend.h"
+#include "cache/lru_cache.h"
+#include "cache/tiered_cache.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "common/logging.h"
 #include "engine/encoder_config.h"
 #include "engine/encoder_weights.h"
 #include "engine/pooling.h"
+#include "metrics/metrics_registry.h"
 #include "model/model_dir.h"
 #include "model/weight_store.h"
 #include "pg/pg_cache_store.h"
@@ -55,21 +58,52 @@ struct ServeFlags {
 // What --database-url adds: the shared cache tier and the job queue with its routes.
 struct Database {
   std::shared_ptr<PgPool> pool;
-  std::unique_ptr<PgCacheStore> cache;
+  std::unique_ptr<PgCacheStore> cache_store;
   std::unique_ptr<PgJobQueue> queue;
+  std::unique_ptr<TieredCache> cache;  // in process, then cache_store
+  metrics::MetricsRegistry metrics;
 };
 
 // Connects, checks the schema version, and creates the cache store and the job queue.
-StatusOr<Database> OpenDatabase(const std::string& url) {
+StatusOr<std::unique_ptr<Database>> OpenDatabase(const std::string& url) {
   PgPoolOptions options;
   options.connection.dsn = url;
   options.connection.application_name = "sluice serve";
   options.max_size = 8;
-  Database db;
+  auto db = std::make_unique<Database>();
   SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<PgPool> pool, PgPool::Create(options));
-  db.pool = std::move(pool);
-  SLUICE_ASSIGN_OR_RETURN(db.queue, PgJobQueue::Create(db.pool));
-  SLUICE_ASSIGN_OR_RETURN(db.cache, PgCacheStore::Create(db.pool));
+  db->pool = std::move(pool);
+  SLUICE_ASSIGN_OR_RETURN(db->queue, PgJobQueue::Create(db->pool));
+  SLUICE_ASSIGN_OR_RETURN(db->cache_store, PgCacheStore::Create(db->pool));
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<LruCache> l1, LruCache::Create(LruCacheOptions()));
+  db->cache = std::make_unique<TieredCache>(std::move(l1), db->cache_store.get());
+
+  // Counters that say how the cache tiers fare; a bypassed shared tier shows up here.
+  TieredCache* cache = db->cache.get();
+  PgCacheStore* store = db->cache_store.get();
+  struct Read {
+    const char* name;
+    const char* help;
+    std::function<double()> read;
+  };
+  const Read reads[] = {
+      {"sluice_cache_l1_hits_total", "Inputs found in the in-process cache",
+       [cache] { return static_cast<double>(cache->Stats().l1_hits); }},
+      {"sluice_cache_l2_hits_total", "Inputs found in the PostgreSQL cache tier",
+       [cache] { return static_cast<double>(cache->Stats().l2_hits); }},
+      {"sluice_cache_misses_total", "Inputs found in no cache tier",
+       [cache] { return static_cast<double>(cache->Stats().misses); }},
+      {"sluice_cache_shared_unavailable_total",
+       "Lookups that skipped the PostgreSQL tier because it was slow or down",
+       [store] { return static_cast<double>(store->stats().bypassed); }},
+      {"sluice_cache_shared_dropped_total", "Cache entries not written to PostgreSQL",
+       [store] { return static_cast<double>(store->stats().dropped); }},
+      {"sluice_cache_shared_written_total", "Cache entries written to PostgreSQL",
+       [store] { return static_cast<double>(store->stats().written); }},
+  };
+  for (const Read& r : reads) {
+    SLUICE_RETURN_IF_ERROR(db->metrics.AddCallbackCounter(r.name, r.help, r.read));
+  }
   return db;
 }
 
@@ -81,7 +115,8 @@ struct LoadedModel {
   std::unique_ptr<EmbeddingService> service;
 };
 
-StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const ServeFlags& flags, ApiContext* context) {
+StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const ServeFlags& flags, ApiContext* context,
+                                                 TieredCache* cache) {
   auto loaded = std::make_unique<LoadedModel>();
   SLUICE_ASSIGN_OR_RETURN(ModelDir dir, ModelDir::Open(flags.model));
   SLUICE_ASSIGN_OR_RETURN(loaded->tokenizer, Tokenizer::FromFile(dir.tokenizer_path));
@@ -122,6 +157,11 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const ServeFlags& flags, ApiCon
   service_options.max_concurrent_requests = flags.max_concurrent_requests;
   service_options.auto_truncate = flags.auto_truncate;
   service_options.normalize = dir.normalize;
+  service_options.cache = cache;
+  service_options.cache_model_id = dir.name;
+  service_options.cache_revision = dir.revision;
+  service_options.cache_pooling = std::string(PoolingName(pooling));
+  service_options.cache_model_version = dir.cache_key();
   SLUICE_ASSIGN_OR_RETURN(
       loaded->service,
       EmbeddingService::Create(service_options, loaded->tokenizer.get(), loaded->batcher.get()));
@@ -145,9 +185,9 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const ServeFlags& flags, ApiCon
 int Serve(const ServeFlags& flags) {
   // The database is checked before anything listens, so a bad URL or an old schema stops the
   // server at once with one line.
-  Database db;
+  std::unique_ptr<Database> db;
   if (!flags.database_url.empty()) {
-    StatusOr<Database> opened = OpenDatabase(flags.database_url);
+    StatusOr<std::unique_ptr<Database>> opened = OpenDatabase(flags.database_url);
     if (!opened.ok()) return ReportStatus(opened.status());
     db = std::move(opened).value();
   }
@@ -174,8 +214,12 @@ int Serve(const ServeFlags& flags) {
   AddTeiRoutes(&router, &context);
   AddAdminRoutes(&router, &context);
   std::unique_ptr<JobRoutes> job_routes;
-  if (db.queue) {
-    StatusOr<std::unique_ptr<JobRoutes>> routes = JobRoutes::Create(&context, db.queue.get());
+  if (db) {
+    if (!context.metrics_text) {
+      const metrics::MetricsRegistry* registry = &db->metrics;
+      context.metrics_text = [registry] { return registry->Exposition(); };
+    }
+    StatusOr<std::unique_ptr<JobRoutes>> routes = JobRoutes::Create(&context, db->queue.get());
     if (!routes.ok()) return ReportStatus(routes.status());
     job_routes = std::move(routes).value();
     job_routes->Register(&router);
@@ -192,7 +236,8 @@ int Serve(const ServeFlags& flags) {
   std::unique_ptr<LoadedModel> model;
   Status load_status;
   std::thread loader([&] {
-    StatusOr<std::unique_ptr<LoadedModel>> loaded = LoadModel(flags, &context);
+    StatusOr<std::unique_ptr<LoadedModel>> loaded =
+        LoadModel(flags, &context, db ? db->cache.get() : nullptr);
     if (loaded.ok()) {
       model = std::move(loaded).value();
     } else {
