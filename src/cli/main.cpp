@@ -31,7 +31,10 @@ int main(int argc, char** argv) {
   });
   sluice::cli::AddEmbedCommand(app, &exit_code);
   sluice::cli::AddMigrateCommand(app, &exit_code);
+  sluice::cli::AddServeCommand(app, &exit_code);
   sluice::cli::AddTokenizeCommand(app, &exit_code);
+  sluice::cli::AddVectorizeCommand(app, &exit_code);
+  sluice::cli::AddWorkerCommand(app, &exit_code);
 
   try {
     app.parse(argc, argv);

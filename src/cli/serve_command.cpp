@@ -8,17 +8,25 @@
 #include <vector>
 
 #include "backends/cpu/cpu_backend.h"
+#include "cache/lru_cache.h"
+#include "cache/tiered_cache.h"
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "common/logging.h"
 #include "engine/encoder_config.h"
 #include "engine/encoder_weights.h"
 #include "engine/pooling.h"
+#include "metrics/metrics_registry.h"
 #include "model/model_dir.h"
 #include "model/weight_store.h"
+#include "pg/pg_cache_store.h"
+#include "pg/pg_job_queue.h"
+#include "pg/pg_pool.h"
 #include "scheduler/dynamic_batcher.h"
 #include "server/api_context.h"
 #include "server/embedding_service.h"
 #include "server/http_server.h"
+#include "server/job_routes.h"
 #include "server/routes.h"
 #include "tokenizer/tokenizer.h"
 
@@ -44,7 +52,60 @@ struct ServeFlags {
   int64_t header_timeout_ms = 10000;
   int64_t idle_timeout_ms = 60000;
   int64_t shutdown_grace_ms = 30000;
+  std::string database_url;
 };
+
+// What --database-url adds: the shared cache tier and the job queue with its routes.
+struct Database {
+  std::shared_ptr<PgPool> pool;
+  std::unique_ptr<PgCacheStore> cache_store;
+  std::unique_ptr<PgJobQueue> queue;
+  std::unique_ptr<TieredCache> cache;  // in process, then cache_store
+  metrics::MetricsRegistry metrics;
+};
+
+// Connects, checks the schema version, and creates the cache store and the job queue.
+StatusOr<std::unique_ptr<Database>> OpenDatabase(const std::string& url) {
+  PgPoolOptions options;
+  options.connection.dsn = url;
+  options.connection.application_name = "sluice serve";
+  options.max_size = 8;
+  auto db = std::make_unique<Database>();
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<PgPool> pool, PgPool::Create(options));
+  db->pool = std::move(pool);
+  SLUICE_ASSIGN_OR_RETURN(db->queue, PgJobQueue::Create(db->pool));
+  SLUICE_ASSIGN_OR_RETURN(db->cache_store, PgCacheStore::Create(db->pool));
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<LruCache> l1, LruCache::Create(LruCacheOptions()));
+  db->cache = std::make_unique<TieredCache>(std::move(l1), db->cache_store.get());
+
+  // Counters that say how the cache tiers fare; a bypassed shared tier shows up here.
+  TieredCache* cache = db->cache.get();
+  PgCacheStore* store = db->cache_store.get();
+  struct Read {
+    const char* name;
+    const char* help;
+    std::function<double()> read;
+  };
+  const Read reads[] = {
+      {"sluice_cache_l1_hits_total", "Inputs found in the in-process cache",
+       [cache] { return static_cast<double>(cache->Stats().l1_hits); }},
+      {"sluice_cache_l2_hits_total", "Inputs found in the PostgreSQL cache tier",
+       [cache] { return static_cast<double>(cache->Stats().l2_hits); }},
+      {"sluice_cache_misses_total", "Inputs found in no cache tier",
+       [cache] { return static_cast<double>(cache->Stats().misses); }},
+      {"sluice_cache_shared_unavailable_total",
+       "Lookups that skipped the PostgreSQL tier because it was slow or down",
+       [store] { return static_cast<double>(store->stats().bypassed); }},
+      {"sluice_cache_shared_dropped_total", "Cache entries not written to PostgreSQL",
+       [store] { return static_cast<double>(store->stats().dropped); }},
+      {"sluice_cache_shared_written_total", "Cache entries written to PostgreSQL",
+       [store] { return static_cast<double>(store->stats().written); }},
+  };
+  for (const Read& r : reads) {
+    SLUICE_RETURN_IF_ERROR(db->metrics.AddCallbackCounter(r.name, r.help, r.read));
+  }
+  return db;
+}
 
 // Everything a loaded model needs to stay alive while it serves.
 struct LoadedModel {
@@ -54,7 +115,8 @@ struct LoadedModel {
   std::unique_ptr<EmbeddingService> service;
 };
 
-StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const ServeFlags& flags, ApiContext* context) {
+StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const ServeFlags& flags, ApiContext* context,
+                                                 TieredCache* cache) {
   auto loaded = std::make_unique<LoadedModel>();
   SLUICE_ASSIGN_OR_RETURN(ModelDir dir, ModelDir::Open(flags.model));
   SLUICE_ASSIGN_OR_RETURN(loaded->tokenizer, Tokenizer::FromFile(dir.tokenizer_path));
@@ -95,6 +157,11 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const ServeFlags& flags, ApiCon
   service_options.max_concurrent_requests = flags.max_concurrent_requests;
   service_options.auto_truncate = flags.auto_truncate;
   service_options.normalize = dir.normalize;
+  service_options.cache = cache;
+  service_options.cache_model_id = dir.name;
+  service_options.cache_revision = dir.revision;
+  service_options.cache_pooling = std::string(PoolingName(pooling));
+  service_options.cache_model_version = dir.cache_key();
   SLUICE_ASSIGN_OR_RETURN(
       loaded->service,
       EmbeddingService::Create(service_options, loaded->tokenizer.get(), loaded->batcher.get()));
@@ -116,6 +183,14 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const ServeFlags& flags, ApiCon
 }
 
 int Serve(const ServeFlags& flags) {
+  // The database is checked before anything listens, so a bad URL or an old schema stops the
+  // server at once with one line.
+  std::unique_ptr<Database> db;
+  if (!flags.database_url.empty()) {
+    StatusOr<std::unique_ptr<Database>> opened = OpenDatabase(flags.database_url);
+    if (!opened.ok()) return ReportStatus(opened.status());
+    db = std::move(opened).value();
+  }
   HttpServerOptions http;
   http.host = flags.host;
   http.port = flags.port;
@@ -138,6 +213,17 @@ int Serve(const ServeFlags& flags) {
   AddOpenAiRoutes(&router, &context);
   AddTeiRoutes(&router, &context);
   AddAdminRoutes(&router, &context);
+  std::unique_ptr<JobRoutes> job_routes;
+  if (db) {
+    if (!context.metrics_text) {
+      const metrics::MetricsRegistry* registry = &db->metrics;
+      context.metrics_text = [registry] { return registry->Exposition(); };
+    }
+    StatusOr<std::unique_ptr<JobRoutes>> routes = JobRoutes::Create(&context, db->queue.get());
+    if (!routes.ok()) return ReportStatus(routes.status());
+    job_routes = std::move(routes).value();
+    job_routes->Register(&router);
+  }
 
   StatusOr<std::unique_ptr<HttpServer>> server = HttpServer::Create(http, &router);
   if (!server.ok()) {
@@ -150,7 +236,8 @@ int Serve(const ServeFlags& flags) {
   std::unique_ptr<LoadedModel> model;
   Status load_status;
   std::thread loader([&] {
-    StatusOr<std::unique_ptr<LoadedModel>> loaded = LoadModel(flags, &context);
+    StatusOr<std::unique_ptr<LoadedModel>> loaded =
+        LoadModel(flags, &context, db ? db->cache.get() : nullptr);
     if (loaded.ok()) {
       model = std::move(loaded).value();
     } else {
@@ -248,6 +335,9 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
       ->envname("SLUICE_SHUTDOWN_GRACE_MS")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  cmd->add_option("--database-url", flags->database_url,
+                  "PostgreSQL connection string: enables the shared cache tier and /v1/jobs")
+      ->envname("SLUICE_DATABASE_URL");
   cmd->callback([flags, exit_code] { *exit_code = Serve(*flags); });
 }
 

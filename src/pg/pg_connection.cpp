@@ -120,6 +120,17 @@ void PgConnection::Close() {
   prepared_.clear();
 }
 
+StatusOr<std::string> PgConnection::QuoteIdentifier(std::string_view name) {
+  SLUICE_RETURN_IF_ERROR(EnsureConnected());
+  char* quoted = PQescapeIdentifier(conn_, name.data(), name.size());
+  if (quoted == nullptr) {
+    return InvalidArgument("cannot quote identifier: " + OneLine(PQerrorMessage(conn_)));
+  }
+  std::string out(quoted);
+  PQfreemem(quoted);
+  return out;
+}
+
 Status PgConnection::Reconnect() {
   Close();
   SLUICE_ASSIGN_OR_RETURN(conn_, Open(options_));

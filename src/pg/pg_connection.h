@@ -96,6 +96,10 @@ class PgConnection {
   // timeout; Unavailable when the connection is lost.
   StatusOr<std::optional<PgNotification>> WaitForNotification(std::chrono::milliseconds timeout);
 
+  // `name` quoted as an SQL identifier (PQescapeIdentifier), for table and column names that
+  // come from the user. InvalidArgument when libpq refuses it (e.g. invalid encoding).
+  StatusOr<std::string> QuoteIdentifier(std::string_view name);
+
   // Server version as an integer (150004 for 15.4).
   int server_version() const { return PQserverVersion(conn_); }
 

@@ -1,6 +1,9 @@
 #include "server/embedding_service.h"
 
+#include "cache/cache_key_builder.h"
+
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -153,25 +156,85 @@ void EmbeddingService::Embed(EmbedInputs inputs, const EmbedOptions& options,
   for (const Encoding& e : *encodings) tokens += e.ids.size();
 
   const bool normalize = options.normalize.value_or(options_.normalize);
-  EmbedTask task;
-  task.sequences = std::move(encodings).value();
-  size_t count = task.sequences.size();
-  task.normalize = normalize;
-  task.deadline = options.deadline;
-  task.cancelled = options.cancelled;
-  task.done = [release_and_done = std::move(release_and_done), count, dim, tokens, normalize,
-               dims = options.dimensions](StatusOr<std::vector<float>> vectors) {
-    if (!vectors.ok()) {
-      release_and_done(vectors.status());
+  const size_t count = encodings->size();
+  const size_t row = static_cast<size_t>(dim);
+  // Full-size vectors are cached; the `dimensions` cut is applied per request afterwards.
+  auto finish = [release_and_done = std::move(release_and_done), count, dim, tokens, normalize,
+                 dims = options.dimensions](StatusOr<std::vector<float>> data) {
+    if (!data.ok()) {
+      release_and_done(data.status());
       return;
     }
     Embeddings e;
-    e.data = std::move(vectors).value();
+    e.data = std::move(data).value();
     e.count = count;
     e.dim = dim;
     e.prompt_tokens = tokens;
     if (dims && *dims < dim) CutDimensions(*dims, normalize, &e);
     release_and_done(std::move(e));
+  };
+
+  // Cache lookup: the rows found are copied in, only the others go to the batcher.
+  std::vector<float> data;
+  std::vector<size_t> missing;  // indices of inputs to compute
+  std::vector<CacheKey> keys;
+  if (options_.cache != nullptr && !inputs.is_tokens) {
+    const bool truncate = options.truncate.value_or(options_.auto_truncate);
+    CacheKeyOptions key_options;
+    key_options.model_id = options_.cache_model_id;
+    key_options.revision = options_.cache_revision;
+    key_options.pooling = options_.cache_pooling;
+    key_options.normalize = normalize;
+    key_options.truncate = truncate;
+    key_options.truncation_side =
+        options.truncation_side == TruncationSide::kRight ? "right" : "left";
+    key_options.max_input_tokens = static_cast<int64_t>(options_.max_input_length);
+    CacheKeyBuilder builder(key_options);
+    keys.reserve(count);
+    for (const std::string& text : inputs.texts) keys.push_back(builder.ForText(text));
+    std::vector<CachedVector> found = options_.cache->GetMany(keys, options_.cache_model_version);
+    data.resize(count * row);
+    for (size_t i = 0; i < count; ++i) {
+      if (found[i] && found[i]->size() == row) {
+        std::memcpy(data.data() + i * row, found[i]->data(), row * sizeof(float));
+      } else {
+        missing.push_back(i);
+      }
+    }
+    if (missing.empty()) {
+      finish(std::move(data));
+      return;
+    }
+  }
+
+  EmbedTask task;
+  if (missing.empty()) {
+    task.sequences = std::move(encodings).value();
+  } else {
+    task.sequences.reserve(missing.size());
+    for (size_t i : missing) task.sequences.push_back(std::move((*encodings)[i]));
+  }
+  task.normalize = normalize;
+  task.deadline = options.deadline;
+  task.cancelled = options.cancelled;
+  task.done = [finish = std::move(finish), data = std::move(data), missing = std::move(missing),
+               keys = std::move(keys), cache = options_.cache,
+               version = options_.cache_model_version,
+               row](StatusOr<std::vector<float>> vectors) mutable {
+    if (!vectors.ok() || keys.empty()) {
+      finish(std::move(vectors));
+      return;
+    }
+    std::vector<CacheKey> put_keys;
+    std::vector<CachedVector> put_values;
+    for (size_t m = 0; m < missing.size(); ++m) {
+      const float* src = vectors->data() + m * row;
+      std::memcpy(data.data() + missing[m] * row, src, row * sizeof(float));
+      put_keys.push_back(keys[missing[m]]);
+      put_values.push_back(MakeCachedVector(std::vector<float>(src, src + row)));
+    }
+    cache->PutMany(put_keys, put_values, version);
+    finish(std::move(data));
   };
   batcher_->Submit(std::move(task));
 }

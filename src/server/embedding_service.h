@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "cache/tiered_cache.h"
 #include "common/status.h"
 #include "scheduler/dynamic_batcher.h"
 #include "server/embed_inputs.h"
@@ -38,6 +39,13 @@ struct EmbeddingServiceOptions {
   // empty.
   std::function<void(std::chrono::nanoseconds elapsed, const std::vector<Encoding>& encodings)>
       on_tokenized;
+  // Result cache for text inputs (in process, then the shared tier), consulted before the
+  // batcher and filled after it; null: no cache. The identity fields go into every key.
+  TieredCache* cache = nullptr;
+  std::string cache_model_id;       // ModelDir::name
+  std::string cache_revision;       // ModelDir::revision
+  std::string cache_pooling;        // PoolingName()
+  std::string cache_model_version;  // ModelDir::cache_key(), checked by the shared tier
 };
 
 // Per-request choices.

@@ -212,8 +212,15 @@ void HttpSession::WatchForDisconnect() {
             if (ec || !self->request_ || self->closed_) return;
             char byte;
             beast::error_code peek_ec;
+            // Readiness can be reported with nothing to read; a blocking peek would then hold
+            // this strand (and the answer posted to it) until the client gave up.
+            self->stream_.socket().non_blocking(true, peek_ec);
             size_t n = self->stream_.socket().receive(asio::buffer(&byte, 1),
                                                       tcp::socket::message_peek, peek_ec);
+            if (peek_ec == asio::error::would_block) {  // still there, nothing sent: keep watching
+              self->WatchForDisconnect();
+              return;
+            }
             if (peek_ec || n == 0) {
               SLUICE_LOG_DEBUG("request {}: client went away", self->request_->request_id);
               self->request_->cancelled->store(true);

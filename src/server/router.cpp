@@ -12,11 +12,25 @@ void Router::Handle(const std::string& method, const std::string& path, HttpHand
   SLUICE_CHECK(inserted) << "route registered twice: " << method << " " << path;
 }
 
+void Router::HandlePrefix(const std::string& method, const std::string& prefix,
+                          HttpHandler handler) {
+  bool inserted = prefixes_[prefix].emplace(method, std::move(handler)).second;
+  SLUICE_CHECK(inserted) << "route registered twice: " << method << " " << prefix << "*";
+}
+
 void Router::Dispatch(const HttpRequest& request, const Responder& respond) const {
   auto route = routes_.find(request.path);
   if (route == routes_.end()) {
-    respond(ErrorResponse(404, "not_found", "no route for " + request.path));
-    return;
+    route = prefixes_.end();
+    for (auto it = prefixes_.begin(); it != prefixes_.end(); ++it) {
+      if (request.path.size() > it->first.size() && request.path.starts_with(it->first)) {
+        route = it;
+      }
+    }
+    if (route == prefixes_.end()) {
+      respond(ErrorResponse(404, "not_found", "no route for " + request.path));
+      return;
+    }
   }
   auto handler = route->second.find(request.method);
   if (handler == route->second.end()) {
