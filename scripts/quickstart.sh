@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Sets sluice up on a fresh Debian 12 machine and runs it on the default model.
+# Sets sluice up on a fresh Debian 12 machine and serves the default model on port 8080
+# (OpenAI and TEI APIs; try: curl localhost:8080/v1/embeddings -d '{"input":["hello"]}').
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh release
 scripts/fetch-model.sh
-printf 'The quick brown fox jumps over the lazy dog.\nPostgreSQL keeps the data.\nEmbeddings turn text into vectors.\n' |
-  build/sluice embed --model models/all-MiniLM-L6-v2
+exec build/sluice serve --model models/all-MiniLM-L6-v2 --host "${SLUICE_HOST:-127.0.0.1}" \
+  --port "${SLUICE_PORT:-8080}"
