@@ -182,11 +182,12 @@ void DynamicBatcher::RunBatch(Replica* replica, std::vector<QueuedSequence> batc
   Batch input;
   BatchStats stats;
   stats.replica = replica->index;
+  stats.queue_waits.reserve(live.size());
   for (const QueuedSequence& s : live) {
     const Encoding& e = s.task->sequence(s.index);
     input.Add(e.ids, e.type_ids, s.task->normalize());
-    stats.max_queue_wait =
-        std::max<std::chrono::nanoseconds>(stats.max_queue_wait, now - s.enqueued);
+    stats.queue_waits.push_back(now - s.enqueued);
+    stats.max_queue_wait = std::max(stats.max_queue_wait, stats.queue_waits.back());
   }
   stats.sequences = input.num_sequences();
   stats.tokens = input.num_tokens();

@@ -26,7 +26,9 @@ struct BatchStats {
   size_t sequences = 0;
   size_t tokens = 0;
   std::chrono::nanoseconds max_queue_wait{0};  // of the batch's oldest sequence
-  std::chrono::nanoseconds inference{0};       // Backend::Embed wall time
+  // Per sequence: from its Submit() to the start of its batch.
+  std::vector<std::chrono::nanoseconds> queue_waits;
+  std::chrono::nanoseconds inference{0};  // Backend::Embed wall time
   size_t replica = 0;
 };
 
