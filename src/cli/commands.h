@@ -8,6 +8,7 @@ namespace sluice::cli {
 
 void AddEmbedCommand(CLI::App& app, int* exit_code);
 void AddMigrateCommand(CLI::App& app, int* exit_code);
+void AddServeCommand(CLI::App& app, int* exit_code);
 void AddTokenizeCommand(CLI::App& app, int* exit_code);
 
 }  // namespace sluice::cli

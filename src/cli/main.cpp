@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   });
   sluice::cli::AddEmbedCommand(app, &exit_code);
   sluice::cli::AddMigrateCommand(app, &exit_code);
+  sluice::cli::AddServeCommand(app, &exit_code);
   sluice::cli::AddTokenizeCommand(app, &exit_code);
 
   try {
