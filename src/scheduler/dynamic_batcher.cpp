@@ -206,10 +206,12 @@ void DynamicBatcher::RunBatch(Replica* replica, std::vector<QueuedSequence> batc
     for (QueuedSequence& s : live) s.task->Fail(status);
     return;
   }
+  // Counted before any answer goes out, so that a client that sees its answer also sees its
+  // batch in the metrics.
+  if (options_.on_batch) options_.on_batch(stats);
   for (size_t i = 0; i < live.size(); ++i) {
     live[i].task->Complete(live[i].index, out.data() + i * static_cast<size_t>(dim_));
   }
-  if (options_.on_batch) options_.on_batch(stats);
 }
 
 }  // namespace sluice

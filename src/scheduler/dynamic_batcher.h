@@ -37,7 +37,8 @@ struct DynamicBatcherOptions {
   // Batches a replica may hold (running + waiting); 2 lets the next batch be ready when the
   // current one ends while keeping the rest in the queue, where they can still grow.
   size_t max_batches_per_replica = 2;
-  // Called on a replica thread after each batch; may be empty.
+  // Called on a replica thread after each successful batch, before its tasks are answered;
+  // may be empty.
   std::function<void(const BatchStats&)> on_batch;
 };
 
