@@ -247,3 +247,22 @@ def test_hundreds_of_concurrent_mixed_requests_each_get_their_own_vectors(server
         assert len(vecs) == len(texts)
         for t, v in zip(texts, vecs):
             np.testing.assert_allclose(v, expected[t], atol=1e-5)
+
+
+def test_vectors_equal_the_embed_command(server, reference):
+    sentences, _ = reference
+    counts = token_counts(sentences)
+    texts = [s for s, n in zip(sentences, counts) if n <= 256][:48]
+    cli = subprocess.run([str(BINARY), "embed", "--model", str(MODEL)],
+                         input="\n".join(texts).encode() + b"\n", capture_output=True,
+                         timeout=300)
+    assert cli.returncode == 0, cli.stderr.decode()
+    offline = np.array([json.loads(line)["embedding"] for line in cli.stdout.splitlines()],
+                       dtype=np.float32)
+    # Computed by the server (bypassing the cache), in batches other than the CLI's.
+    r = server.post("/v1/embeddings", {"input": texts, "encoding_format": "float"},
+                    headers={"x-sluice-cache": "bypass"})
+    assert r.status_code == 200, r.text
+    served = np.array([d["embedding"] for d in r.json()["data"]], dtype=np.float32)
+    assert served.shape == offline.shape == (len(texts), 384)
+    assert np.max(np.abs(served - offline)) <= 1e-6
