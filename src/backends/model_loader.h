@@ -4,8 +4,10 @@
 
 #include <filesystem>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 #include "engine/backend.h"
@@ -23,6 +25,10 @@ struct DeviceSpec {
 
   // "cpu", "cuda" (= cuda:0) or "cuda:N". InvalidArgument otherwise.
   static StatusOr<DeviceSpec> Parse(std::string_view text);
+  // A GPU list for one engine replica per GPU: "0,1" (ordinals, no repeats) or "all" (every
+  // visible GPU). InvalidArgument for a malformed list; Unavailable for "all" when no GPU (or
+  // no CUDA backend) is there.
+  static StatusOr<std::vector<DeviceSpec>> ParseGpuList(std::string_view text);
   std::string ToString() const;
 };
 
@@ -44,9 +50,24 @@ struct LoadedModel {
   std::unique_ptr<Backend> backend;  // warmed up for LoadOptions::limits
 };
 
+// The model on several devices: one warmed-up Backend (engine replica) per device, sharing
+// one tokenizer.
+struct LoadedReplicas {
+  ModelDir dir;
+  EncoderConfig config;
+  Pooling pooling = Pooling::kMean;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::vector<std::unique_ptr<Backend>> backends;  // in the order of the devices asked for
+};
+
 // Every failure names the file or setting at fault: NotFound for missing files, DataLoss for
 // corrupt weights, InvalidArgument for unsupported architectures/dtypes, Unavailable when the
 // device cannot be used (e.g. cuda requested in a build without the CUDA backend).
 StatusOr<LoadedModel> LoadModel(const LoadOptions& options);
+
+// As LoadModel, once per entry of `devices` (options.device is not used); the weights are
+// mapped and bound once. InvalidArgument when `devices` is empty.
+StatusOr<LoadedReplicas> LoadReplicas(const LoadOptions& options,
+                                      std::span<const DeviceSpec> devices);
 
 }  // namespace sluice

@@ -12,6 +12,7 @@ namespace sluice {
 struct DynamicBatcher::Replica {
   size_t index = 0;
   Backend* backend = nullptr;
+  size_t capacity = 0;                            // batches it may hold (queued + running)
   std::condition_variable cv;                     // a batch queued, or stopping
   std::deque<std::vector<QueuedSequence>> inbox;  // GUARDED_BY(mu_)
   size_t batches = 0;                             // GUARDED_BY(mu_): queued + running
@@ -49,6 +50,8 @@ DynamicBatcher::DynamicBatcher(DynamicBatcherOptions options, std::vector<Backen
     auto r = std::make_unique<Replica>();
     r->index = i;
     r->backend = backends[i];
+    const size_t in_flight = static_cast<size_t>(std::max(1, backends[i]->max_in_flight()));
+    r->capacity = options_.max_batches_per_replica + in_flight - 1;
     replicas_.push_back(std::move(r));
   }
   for (auto& r : replicas_) {
@@ -98,7 +101,7 @@ void DynamicBatcher::Submit(EmbedTask task) {
 DynamicBatcher::Replica* DynamicBatcher::PickReplica() {
   Replica* best = nullptr;
   for (auto& r : replicas_) {
-    if (r->batches >= options_.max_batches_per_replica) continue;
+    if (r->batches >= r->capacity) continue;
     if (best == nullptr || r->batches < best->batches ||
         (r->batches == best->batches && r->tokens < best->tokens)) {
       best = r.get();
@@ -144,30 +147,93 @@ void DynamicBatcher::BatcherLoop() {
   batcher_done_ = true;
 }
 
+void DynamicBatcher::ReleaseLocked(Replica* replica, size_t tokens) {
+  replica->batches -= 1;
+  replica->tokens -= tokens;
+  batcher_cv_.notify_one();
+}
+
 void DynamicBatcher::ReplicaLoop(Replica* replica) {
+  if (replica->backend->max_in_flight() > 1) {
+    PipelinedReplicaLoop(replica);
+    return;
+  }
+  Batch input;
+  std::vector<float> out;
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     replica->cv.wait(lock, [&] { return !replica->inbox.empty() || batcher_done_; });
     if (replica->inbox.empty()) break;  // batcher_done_ and nothing left
     std::vector<QueuedSequence> batch = std::move(replica->inbox.front());
     replica->inbox.pop_front();
-    size_t tokens = 0;
-    for (const QueuedSequence& s : batch) tokens += s.tokens;
     lock.unlock();
-    RunBatch(replica, std::move(batch));
+    Running running = Prepare(replica, std::move(batch), &input);
+    const size_t tokens = running.tokens;
+    if (!running.live.empty()) {
+      Status status = replica->backend->Embed(input, &out);
+      running.stats.inference = SteadyClock::now() - running.start;
+      Finish(replica, std::move(running), status, out);
+    }
     lock.lock();
-    replica->batches -= 1;
-    replica->tokens -= tokens;
-    batcher_cv_.notify_one();
+    ReleaseLocked(replica, tokens);
   }
 }
 
-void DynamicBatcher::RunBatch(Replica* replica, std::vector<QueuedSequence> batch) {
+void DynamicBatcher::PipelinedReplicaLoop(Replica* replica) {
+  const size_t depth = static_cast<size_t>(replica->backend->max_in_flight());
+  std::deque<Running> submitted;  // oldest first: tickets are collected in submission order
+  Batch input;
+  std::vector<float> out;
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    if (submitted.size() < depth && !replica->inbox.empty()) {
+      // A free device slot and a batch waiting: submit it before collecting anything, so the
+      // device has the next batch queued when the current one ends.
+      std::vector<QueuedSequence> batch = std::move(replica->inbox.front());
+      replica->inbox.pop_front();
+      lock.unlock();
+      Running running = Prepare(replica, std::move(batch), &input);
+      const size_t tokens = running.tokens;
+      bool placed = false;
+      if (!running.live.empty()) {
+        StatusOr<uint64_t> ticket = replica->backend->Submit(input);
+        if (ticket.ok()) {
+          running.ticket = *ticket;
+          submitted.push_back(std::move(running));
+          placed = true;
+        } else {
+          Finish(replica, std::move(running), ticket.status(), out);
+        }
+      }
+      lock.lock();
+      if (!placed) ReleaseLocked(replica, tokens);
+      continue;
+    }
+    if (!submitted.empty()) {
+      lock.unlock();
+      Running running = std::move(submitted.front());
+      submitted.pop_front();
+      const size_t tokens = running.tokens;
+      Status status = replica->backend->Collect(running.ticket, &out);
+      running.stats.inference = SteadyClock::now() - running.start;
+      Finish(replica, std::move(running), status, out);
+      lock.lock();
+      ReleaseLocked(replica, tokens);
+      continue;
+    }
+    if (batcher_done_ && replica->inbox.empty()) break;
+    replica->cv.wait(lock, [&] { return !replica->inbox.empty() || batcher_done_; });
+  }
+}
+
+DynamicBatcher::Running DynamicBatcher::Prepare(Replica* replica, std::vector<QueuedSequence> batch,
+                                                Batch* input) {
+  Running running;
+  for (const QueuedSequence& s : batch) running.tokens += s.tokens;
   // A last check before compute: clients that left or ran out of time while the batch waited
   // for this replica are answered now and cost nothing.
   SteadyTime now = SteadyClock::now();
-  std::vector<QueuedSequence> live;
-  live.reserve(batch.size());
+  running.live.reserve(batch.size());
   for (QueuedSequence& s : batch) {
     if (s.task->finished()) continue;
     Status alive = s.task->CheckAlive(now);
@@ -175,26 +241,27 @@ void DynamicBatcher::RunBatch(Replica* replica, std::vector<QueuedSequence> batc
       s.task->Fail(alive);
       continue;
     }
-    live.push_back(std::move(s));
+    running.live.push_back(std::move(s));
   }
-  if (live.empty()) return;
-
-  Batch input;
-  BatchStats stats;
+  input->Clear();
+  BatchStats& stats = running.stats;
   stats.replica = replica->index;
-  for (const QueuedSequence& s : live) {
+  stats.queue_waits.reserve(running.live.size());
+  for (const QueuedSequence& s : running.live) {
     const Encoding& e = s.task->sequence(s.index);
-    input.Add(e.ids, e.type_ids, s.task->normalize());
-    stats.max_queue_wait =
-        std::max<std::chrono::nanoseconds>(stats.max_queue_wait, now - s.enqueued);
+    input->Add(e.ids, e.type_ids, s.task->normalize());
+    stats.queue_waits.push_back(now - s.enqueued);
+    stats.max_queue_wait = std::max(stats.max_queue_wait, stats.queue_waits.back());
   }
-  stats.sequences = input.num_sequences();
-  stats.tokens = input.num_tokens();
+  stats.sequences = input->num_sequences();
+  stats.tokens = input->num_tokens();
+  running.start = SteadyClock::now();
+  return running;
+}
 
-  std::vector<float> out;
-  SteadyTime start = SteadyClock::now();
-  Status status = replica->backend->Embed(input, &out);
-  stats.inference = SteadyClock::now() - start;
+void DynamicBatcher::Finish(Replica* replica, Running running, Status status,
+                            const std::vector<float>& out) {
+  std::vector<QueuedSequence>& live = running.live;
   if (status.ok() && out.size() != live.size() * static_cast<size_t>(dim_)) {
     status = Internal("the backend returned " + std::to_string(out.size()) + " floats for " +
                       std::to_string(live.size()) + " sequences");
@@ -205,10 +272,12 @@ void DynamicBatcher::RunBatch(Replica* replica, std::vector<QueuedSequence> batc
     for (QueuedSequence& s : live) s.task->Fail(status);
     return;
   }
+  // Counted before any answer goes out, so that a client that sees its answer also sees its
+  // batch in the metrics.
+  if (options_.on_batch) options_.on_batch(running.stats);
   for (size_t i = 0; i < live.size(); ++i) {
     live[i].task->Complete(live[i].index, out.data() + i * static_cast<size_t>(dim_));
   }
-  if (options_.on_batch) options_.on_batch(stats);
 }
 
 }  // namespace sluice

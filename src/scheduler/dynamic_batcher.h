@@ -1,6 +1,9 @@
 // DynamicBatcher: gathers the sequences of concurrent requests into batches (BatchQueue rules)
 // and hands each batch to the least-loaded engine replica. One thread owns the queue; each
-// replica (one Backend: the CPU, or one GPU) has its own thread.
+// replica (one Backend: the CPU, or one GPU) has its own thread. A replica whose backend takes
+// several batches at once (max_in_flight() > 1, the GPU) is driven through Submit/Collect, so
+// the host packs and submits the next batch while the device runs the current one; others
+// through Embed().
 //
 // Thread-safety: Submit() and the accessors may be called from any thread.
 #pragma once
@@ -26,16 +29,21 @@ struct BatchStats {
   size_t sequences = 0;
   size_t tokens = 0;
   std::chrono::nanoseconds max_queue_wait{0};  // of the batch's oldest sequence
-  std::chrono::nanoseconds inference{0};       // Backend::Embed wall time
+  // Per sequence: from its Submit() to the start of its batch.
+  std::vector<std::chrono::nanoseconds> queue_waits;
+  // Backend wall time: Embed(), or from Submit() to the end of Collect().
+  std::chrono::nanoseconds inference{0};
   size_t replica = 0;
 };
 
 struct DynamicBatcherOptions {
   BatchPolicy policy;
   // Batches a replica may hold (running + waiting); 2 lets the next batch be ready when the
-  // current one ends while keeping the rest in the queue, where they can still grow.
+  // current one ends while keeping the rest in the queue, where they can still grow. A
+  // pipelined replica holds max_in_flight() - 1 more, the batches its device runs at once.
   size_t max_batches_per_replica = 2;
-  // Called on a replica thread after each batch; may be empty.
+  // Called on a replica thread after each successful batch, before its tasks are answered;
+  // may be empty.
   std::function<void(const BatchStats&)> on_batch;
 };
 
@@ -66,9 +74,24 @@ class DynamicBatcher {
 
   DynamicBatcher(DynamicBatcherOptions options, std::vector<Backend*> backends, int dim);
 
+  // One batch between the replica's inbox and its answers.
+  struct Running {
+    std::vector<QueuedSequence> live;  // sequences still wanted, in batch order
+    BatchStats stats;
+    size_t tokens = 0;  // as charged to the replica when the batch was placed
+    uint64_t ticket = 0;
+    SteadyTime start;
+  };
+
   void BatcherLoop();
   void ReplicaLoop(Replica* replica);
-  void RunBatch(Replica* replica, std::vector<QueuedSequence> batch);
+  void PipelinedReplicaLoop(Replica* replica);
+  // Answers the tasks that no longer want computing and packs the rest into `input`.
+  Running Prepare(Replica* replica, std::vector<QueuedSequence> batch, Batch* input);
+  // Hands a finished batch's vectors (or its failure) to its tasks.
+  void Finish(Replica* replica, Running running, Status status, const std::vector<float>& out);
+  // Returns a batch's charge to its replica and wakes the batcher. REQUIRES: mu_ held.
+  void ReleaseLocked(Replica* replica, size_t tokens);
   // The replica with a free slot and the least queued work, or null.
   Replica* PickReplica();
 

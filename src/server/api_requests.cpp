@@ -1,5 +1,7 @@
 #include "server/api_requests.h"
 
+#include <fmt/format.h>
+
 #include <simdjson.h>
 
 #include <cstdint>
@@ -43,8 +45,7 @@ StatusOr<std::optional<bool>> BoolField(const object& obj, std::string_view key)
   std::optional<element> e = Field(obj, key);
   if (!e) return std::optional<bool>();
   bool v;
-  // Built with append: g++ 12 at -O3 warns (-Wrestrict, a false positive) on "'" + string.
-  if (e->get(v)) return InvalidArgument(std::string("'").append(key).append("' must be a boolean"));
+  if (e->get(v)) return InvalidArgument(fmt::format("'{}' must be a boolean", key));
   return std::optional<bool>(v);
 }
 
@@ -52,7 +53,7 @@ StatusOr<std::optional<std::string>> StringField(const object& obj, std::string_
   std::optional<element> e = Field(obj, key);
   if (!e) return std::optional<std::string>();
   std::string_view v;
-  if (e->get(v)) return InvalidArgument(std::string("'").append(key).append("' must be a string"));
+  if (e->get(v)) return InvalidArgument(fmt::format("'{}' must be a string", key));
   return std::optional<std::string>(std::string(v));
 }
 

@@ -1,11 +1,11 @@
 #include "server/embedding_service.h"
 
-#include "cache/cache_key_builder.h"
-
 #include <cmath>
-#include <cstring>
+#include <mutex>
 #include <string>
 #include <utility>
+
+#include "common/logging.h"
 
 namespace sluice {
 namespace {
@@ -34,6 +34,106 @@ void CutDimensions(int dims, bool normalize, Embeddings* e) {
 
 }  // namespace
 
+// One admitted request on the cached path. Its rows come from the cache, from another
+// request's computation of the same input, or from its own batch, on whichever thread has
+// them; the last row (or the first failure) answers. Thread-safe.
+class EmbeddingService::Request {
+ public:
+  Request(std::vector<Encoding> encodings, std::vector<CacheKey> keys, size_t prompt_tokens,
+          int dim, const EmbedOptions& options, bool normalize,
+          std::function<void(StatusOr<Embeddings>)> done)
+      : encodings_(std::move(encodings)),
+        keys_(std::move(keys)),
+        rows_(encodings_.size()),
+        remaining_(encodings_.size()),
+        prompt_tokens_(prompt_tokens),
+        dim_(dim),
+        dimensions_(options.dimensions),
+        normalize_(normalize),
+        deadline_(options.deadline),
+        cancelled_(options.cancelled),
+        done_(std::move(done)) {}
+
+  size_t size() const { return encodings_.size(); }
+  const Encoding& encoding(size_t i) const { return encodings_[i]; }
+  const CacheKey& key(size_t i) const { return keys_[i]; }
+  bool normalize() const { return normalize_; }
+  SteadyTime deadline() const { return deadline_; }
+  const std::shared_ptr<const std::atomic<bool>>& cancelled() const { return cancelled_; }
+  bool finished() const { return finished_.load(std::memory_order_acquire); }
+
+  // Sets row `i`. REQUIRES: each row set at most once; value holds dim floats.
+  void Complete(size_t i, CachedVector value) {
+    if (finished()) return;
+    rows_[i] = std::move(value);
+    // acq_rel: the thread that takes the count to zero sees every other thread's rows.
+    if (remaining_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    std::call_once(done_once_, [this] {
+      finished_.store(true, std::memory_order_release);
+      Embeddings e;
+      e.count = rows_.size();
+      e.dim = dim_;
+      e.prompt_tokens = prompt_tokens_;
+      e.data.reserve(e.count * static_cast<size_t>(dim_));
+      for (const CachedVector& row : rows_) e.data.insert(e.data.end(), row->begin(), row->end());
+      if (dimensions_ && *dimensions_ < dim_) CutDimensions(*dimensions_, normalize_, &e);
+      done_(std::move(e));
+    });
+  }
+
+  void Fail(Status status) {
+    std::call_once(done_once_, [this, &status] {
+      finished_.store(true, std::memory_order_release);
+      done_(std::move(status));
+    });
+  }
+
+ private:
+  const std::vector<Encoding> encodings_;
+  const std::vector<CacheKey> keys_;
+  std::vector<CachedVector> rows_;  // written at distinct indices by different threads
+  std::atomic<size_t> remaining_;
+  const size_t prompt_tokens_;
+  const int dim_;
+  const std::optional<int> dimensions_;
+  const bool normalize_;
+  const SteadyTime deadline_;
+  const std::shared_ptr<const std::atomic<bool>> cancelled_;
+  const std::function<void(StatusOr<Embeddings>)> done_;
+  std::atomic<bool> finished_{false};
+  std::once_flag done_once_;
+};
+
+EmbeddingService::EmbeddingService(EmbeddingServiceOptions options, const Tokenizer* tokenizer,
+                                   DynamicBatcher* batcher)
+    : options_(std::move(options)), tokenizer_(tokenizer), batcher_(batcher) {
+  if (options_.cache.cache == nullptr) return;
+  // Every combination of the request options that change a vector, hashed once.
+  for (int normalize = 0; normalize < 2; ++normalize) {
+    for (int truncate = 0; truncate < 2; ++truncate) {
+      for (int left = 0; left < 2; ++left) {
+        CacheKeyOptions k;
+        k.model_id = options_.cache.model_id;
+        k.revision = options_.cache.revision;
+        k.pooling = options_.cache.pooling;
+        k.normalize = normalize != 0;
+        k.truncate = truncate != 0;
+        k.truncation_side = left != 0 ? "left" : "right";
+        k.max_input_tokens = static_cast<int64_t>(options_.max_input_length);
+        // Cached vectors are full length whatever `dimensions` a request asks for.
+        k.dimensions = 0;
+        key_builders_.emplace_back(k);
+      }
+    }
+  }
+}
+
+const CacheKeyBuilder& EmbeddingService::KeysFor(bool normalize, bool truncate,
+                                                 TruncationSide side) const {
+  size_t index = (normalize ? 4 : 0) + (truncate ? 2 : 0) + (side == TruncationSide::kLeft ? 1 : 0);
+  return key_builders_[index];
+}
+
 StatusOr<std::unique_ptr<EmbeddingService>> EmbeddingService::Create(
     EmbeddingServiceOptions options, const Tokenizer* tokenizer, DynamicBatcher* batcher) {
   if (tokenizer == nullptr || batcher == nullptr) {
@@ -43,7 +143,13 @@ StatusOr<std::unique_ptr<EmbeddingService>> EmbeddingService::Create(
       options.max_concurrent_requests == 0) {
     return InvalidArgument("embedding service limits must be positive");
   }
-  return std::unique_ptr<EmbeddingService>(new EmbeddingService(options, tokenizer, batcher));
+  if (options.cache.cache != nullptr &&
+      (options.cache.model_id.empty() || options.cache.revision.empty() ||
+       options.cache.pooling.empty() || options.cache.model_version.empty())) {
+    return InvalidArgument("a result cache needs the model's id, revision, pooling and version");
+  }
+  return std::unique_ptr<EmbeddingService>(
+      new EmbeddingService(std::move(options), tokenizer, batcher));
 }
 
 StatusOr<std::vector<Encoding>> EmbeddingService::Encode(const EmbedInputs& inputs,
@@ -145,6 +251,8 @@ void EmbeddingService::Embed(EmbedInputs inputs, const EmbedOptions& options,
                                      " for this model"));
     return;
   }
+  // Inputs are tokenized even when their vectors are cached: validation and the usage counts
+  // then do not depend on what happens to be in the cache.
   SteadyTime tokenize_start = SteadyClock::now();
   StatusOr<std::vector<Encoding>> encodings = Encode(inputs, options);
   if (!encodings.ok()) {
@@ -154,87 +262,144 @@ void EmbeddingService::Embed(EmbedInputs inputs, const EmbedOptions& options,
   if (options_.on_tokenized) options_.on_tokenized(SteadyClock::now() - tokenize_start, *encodings);
   size_t tokens = 0;
   for (const Encoding& e : *encodings) tokens += e.ids.size();
-
   const bool normalize = options.normalize.value_or(options_.normalize);
-  const size_t count = encodings->size();
-  const size_t row = static_cast<size_t>(dim);
-  // Full-size vectors are cached; the `dimensions` cut is applied per request afterwards.
-  auto finish = [release_and_done = std::move(release_and_done), count, dim, tokens, normalize,
-                 dims = options.dimensions](StatusOr<std::vector<float>> data) {
-    if (!data.ok()) {
-      release_and_done(data.status());
+
+  if (caching() && options.use_cache) {
+    const bool truncate = options.truncate.value_or(options_.auto_truncate);
+    const CacheKeyBuilder& builder = KeysFor(normalize, truncate, options.truncation_side);
+    std::vector<CacheKey> keys;
+    keys.reserve(inputs.size());
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      keys.push_back(inputs.is_tokens ? builder.ForTokens(inputs.token_ids[i])
+                                      : builder.ForText(inputs.texts[i]));
+    }
+    auto request = std::make_shared<Request>(std::move(encodings).value(), std::move(keys), tokens,
+                                             dim, options, normalize, std::move(release_and_done));
+    std::vector<size_t> rows(request->size());
+    for (size_t i = 0; i < rows.size(); ++i) rows[i] = i;
+    Resolve(request, rows, /*first_pass=*/true);
+    return;
+  }
+
+  EmbedTask task;
+  task.sequences = std::move(encodings).value();
+  size_t count = task.sequences.size();
+  task.normalize = normalize;
+  task.deadline = options.deadline;
+  task.cancelled = options.cancelled;
+  task.done = [release_and_done = std::move(release_and_done), count, dim, tokens, normalize,
+               dims = options.dimensions](StatusOr<std::vector<float>> vectors) {
+    if (!vectors.ok()) {
+      release_and_done(vectors.status());
       return;
     }
     Embeddings e;
-    e.data = std::move(data).value();
+    e.data = std::move(vectors).value();
     e.count = count;
     e.dim = dim;
     e.prompt_tokens = tokens;
     if (dims && *dims < dim) CutDimensions(*dims, normalize, &e);
     release_and_done(std::move(e));
   };
+  batcher_->Submit(std::move(task));
+}
 
-  // Cache lookup: the rows found are copied in, only the others go to the batcher.
-  std::vector<float> data;
-  std::vector<size_t> missing;  // indices of inputs to compute
-  std::vector<CacheKey> keys;
-  if (options_.cache != nullptr && !inputs.is_tokens) {
-    const bool truncate = options.truncate.value_or(options_.auto_truncate);
-    CacheKeyOptions key_options;
-    key_options.model_id = options_.cache_model_id;
-    key_options.revision = options_.cache_revision;
-    key_options.pooling = options_.cache_pooling;
-    key_options.normalize = normalize;
-    key_options.truncate = truncate;
-    key_options.truncation_side =
-        options.truncation_side == TruncationSide::kRight ? "right" : "left";
-    key_options.max_input_tokens = static_cast<int64_t>(options_.max_input_length);
-    CacheKeyBuilder builder(key_options);
-    keys.reserve(count);
-    for (const std::string& text : inputs.texts) keys.push_back(builder.ForText(text));
-    std::vector<CachedVector> found = options_.cache->GetMany(keys, options_.cache_model_version);
-    data.resize(count * row);
-    for (size_t i = 0; i < count; ++i) {
-      if (found[i] && found[i]->size() == row) {
-        std::memcpy(data.data() + i * row, found[i]->data(), row * sizeof(float));
-      } else {
-        missing.push_back(i);
-      }
-    }
-    if (missing.empty()) {
-      finish(std::move(data));
-      return;
-    }
+void EmbeddingService::Resolve(const std::shared_ptr<Request>& request,
+                               const std::vector<size_t>& rows, bool first_pass) {
+  TieredCache& cache = *options_.cache.cache;
+  const std::string& version = options_.cache.model_version;
+  const size_t dim = static_cast<size_t>(embedding_dim());
+  // A value of the wrong length (a broken shared-store row) must never be served.
+  auto usable = [dim](const CachedVector& v) { return v != nullptr && v->size() == dim; };
+
+  std::vector<CachedVector> found(rows.size());
+  if (first_pass) {
+    std::vector<CacheKey> keys;
+    keys.reserve(rows.size());
+    for (size_t i : rows) keys.push_back(request->key(i));
+    found = cache.GetMany(keys, version);
+  } else {
+    for (size_t j = 0; j < rows.size(); ++j) found[j] = cache.l1().Get(request->key(rows[j]));
   }
+
+  // Rows this request computes as single-flight leader, with their flights.
+  std::vector<size_t> compute;
+  auto flights = std::make_shared<std::vector<SingleFlight::Flight>>();
+  for (size_t j = 0; j < rows.size(); ++j) {
+    const size_t i = rows[j];
+    if (usable(found[j])) {
+      request->Complete(i, std::move(found[j]));
+      continue;
+    }
+    if (found[j] != nullptr) {
+      SLUICE_LOG_WARN("cached vector of {} floats for a {}-dimensional model ignored",
+                      found[j]->size(), dim);
+    }
+    SingleFlight::Flight flight = cache.single_flight().Join(request->key(i));
+    if (flight.is_leader()) {
+      // A flight that ended between the lookup and Join has filled the in-process tier.
+      if (CachedVector hit = cache.l1().Get(request->key(i)); usable(hit)) {
+        flight.Publish(hit);
+        request->Complete(i, std::move(hit));
+        continue;
+      }
+      compute.push_back(i);
+      flights->push_back(std::move(flight));
+      continue;
+    }
+    flight.OnDone([this, request, i](const SingleFlight::Result& result, bool abandoned) {
+      if (request->finished()) return;
+      if (abandoned) {
+        // The leader's own request gave up (deadline, client gone): try again, maybe as leader.
+        Resolve(request, {i}, /*first_pass=*/false);
+        return;
+      }
+      if (!result.ok()) {
+        request->Fail(result.status());
+        return;
+      }
+      request->Complete(i, *result);
+    });
+  }
+  if (compute.empty()) return;
 
   EmbedTask task;
-  if (missing.empty()) {
-    task.sequences = std::move(encodings).value();
-  } else {
-    task.sequences.reserve(missing.size());
-    for (size_t i : missing) task.sequences.push_back(std::move((*encodings)[i]));
-  }
-  task.normalize = normalize;
-  task.deadline = options.deadline;
-  task.cancelled = options.cancelled;
-  task.done = [finish = std::move(finish), data = std::move(data), missing = std::move(missing),
-               keys = std::move(keys), cache = options_.cache,
-               version = options_.cache_model_version,
-               row](StatusOr<std::vector<float>> vectors) mutable {
-    if (!vectors.ok() || keys.empty()) {
-      finish(std::move(vectors));
+  task.sequences.reserve(compute.size());
+  for (size_t i : compute) task.sequences.push_back(request->encoding(i));
+  task.normalize = request->normalize();
+  task.deadline = request->deadline();
+  task.cancelled = request->cancelled();
+  task.done = [this, request, compute = std::move(compute),
+               flights](StatusOr<std::vector<float>> vectors) {
+    TieredCache& tiers = *options_.cache.cache;
+    if (!vectors.ok()) {
+      const StatusCode code = vectors.status().code();
+      // This request's own deadline or disconnect says nothing about the input: abandon, so
+      // that followers retry. Anything else (a device failure) holds for them too.
+      if (code != StatusCode::kDeadlineExceeded && code != StatusCode::kCancelled) {
+        for (SingleFlight::Flight& f : *flights) f.Publish(vectors.status());
+      }
+      flights->clear();
+      request->Fail(vectors.status());
       return;
     }
-    std::vector<CacheKey> put_keys;
-    std::vector<CachedVector> put_values;
-    for (size_t m = 0; m < missing.size(); ++m) {
-      const float* src = vectors->data() + m * row;
-      std::memcpy(data.data() + missing[m] * row, src, row * sizeof(float));
-      put_keys.push_back(keys[missing[m]]);
-      put_values.push_back(MakeCachedVector(std::vector<float>(src, src + row)));
+    const size_t d = static_cast<size_t>(embedding_dim());
+    std::vector<CacheKey> keys;
+    std::vector<CachedVector> values;
+    keys.reserve(compute.size());
+    values.reserve(compute.size());
+    for (size_t j = 0; j < compute.size(); ++j) {
+      const float* row = vectors->data() + j * d;
+      keys.push_back(request->key(compute[j]));
+      values.push_back(MakeCachedVector(std::vector<float>(row, row + d)));
     }
-    cache->PutMany(put_keys, put_values, version);
-    finish(std::move(data));
+    // Fill before publishing, so that a request arriving after Publish hits the cache.
+    tiers.PutMany(keys, values, options_.cache.model_version);
+    for (size_t j = 0; j < compute.size(); ++j) {
+      (*flights)[j].Publish(values[j]);
+      request->Complete(compute[j], values[j]);
+    }
+    flights->clear();
   };
   batcher_->Submit(std::move(task));
 }

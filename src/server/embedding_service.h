@@ -1,6 +1,8 @@
 // EmbeddingService: the path from a parsed request to finished vectors, with no JSON and no
 // HTTP: admission (max concurrent requests), input checks, tokenization on the caller's thread,
-// the DynamicBatcher, then the `dimensions` cut and re-normalisation.
+// the result cache (TieredCache, with single-flight so identical inputs in flight are computed
+// once), the DynamicBatcher for what the cache lacks, then the `dimensions` cut and
+// re-normalisation.
 //
 // Thread-safety: all methods may be called from any thread.
 #pragma once
@@ -14,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "cache/cache_key_builder.h"
 #include "cache/tiered_cache.h"
 #include "common/status.h"
 #include "scheduler/dynamic_batcher.h"
@@ -21,6 +24,16 @@
 #include "tokenizer/tokenizer.h"
 
 namespace sluice {
+
+// What identifies the model's results in the cache.
+struct ResultCacheOptions {
+  // Null: no caching. Must outlive the service.
+  TieredCache* cache = nullptr;
+  std::string model_id;       // ModelDir::name
+  std::string revision;       // ModelDir::revision (config and weights header hash)
+  std::string pooling;        // ModelDir::pooling ("mean", "cls", ...)
+  std::string model_version;  // ModelDir::cache_key(): names the model in the shared store
+};
 
 struct EmbeddingServiceOptions {
   // Longest input in tokens, special tokens included; longer ones are refused (TooLarge)
@@ -39,13 +52,9 @@ struct EmbeddingServiceOptions {
   // empty.
   std::function<void(std::chrono::nanoseconds elapsed, const std::vector<Encoding>& encodings)>
       on_tokenized;
-  // Result cache for text inputs (in process, then the shared tier), consulted before the
-  // batcher and filled after it; null: no cache. The identity fields go into every key.
-  TieredCache* cache = nullptr;
-  std::string cache_model_id;       // ModelDir::name
-  std::string cache_revision;       // ModelDir::revision
-  std::string cache_pooling;        // PoolingName()
-  std::string cache_model_version;  // ModelDir::cache_key(), checked by the shared tier
+  // The result cache. Cached values are the model's full-length vectors, so requests that differ
+  // only in `dimensions` share entries; the cut happens after the cache.
+  ResultCacheOptions cache;
 };
 
 // Per-request choices.
@@ -57,6 +66,8 @@ struct EmbedOptions {
   std::optional<int> dimensions;
   SteadyTime deadline = SteadyTime::max();
   std::shared_ptr<const std::atomic<bool>> cancelled;
+  // False: neither read nor fill the result cache for this request.
+  bool use_cache = true;
 };
 
 struct Embeddings {
@@ -85,20 +96,34 @@ class EmbeddingService {
   const EmbeddingServiceOptions& options() const { return options_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   int embedding_dim() const { return batcher_->embedding_dim(); }
+  // Requests admitted and not yet answered.
   size_t in_flight() const { return in_flight_.load(); }
+  // Sequences waiting in the batcher for a batch.
+  size_t queue_depth() const { return batcher_->queue_depth(); }
+  bool caching() const { return options_.cache.cache != nullptr; }
 
  private:
+  class Request;
+
   EmbeddingService(EmbeddingServiceOptions options, const Tokenizer* tokenizer,
-                   DynamicBatcher* batcher)
-      : options_(options), tokenizer_(tokenizer), batcher_(batcher) {}
+                   DynamicBatcher* batcher);
 
   // The encodings of `inputs`, checked and truncated per `options`.
   StatusOr<std::vector<Encoding>> Encode(const EmbedInputs& inputs,
                                          const EmbedOptions& options) const;
+  // The key builder for one combination of the options that change a vector.
+  const CacheKeyBuilder& KeysFor(bool normalize, bool truncate, TruncationSide side) const;
+  // Resolves rows `rows` of `request` from the cache, from identical inputs in flight, or by
+  // computing them (as single-flight leader). `first_pass` consults every cache tier; later
+  // passes (after a leader gave up) only the in-process one.
+  void Resolve(const std::shared_ptr<Request>& request, const std::vector<size_t>& rows,
+               bool first_pass);
 
   const EmbeddingServiceOptions options_;
   const Tokenizer* const tokenizer_;
   DynamicBatcher* const batcher_;
+  // Indexed by normalize * 4 + truncate * 2 + (side == kLeft); empty without a cache.
+  std::vector<CacheKeyBuilder> key_builders_;
   std::atomic<size_t> in_flight_{0};
 };
 

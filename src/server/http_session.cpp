@@ -210,15 +210,19 @@ void HttpSession::WatchForDisconnect() {
       asio::bind_executor(
           stream_.get_executor(), [self = shared_from_this()](beast::error_code ec) {
             if (ec || !self->request_ || self->closed_) return;
+            // The peek must never block the strand: a readiness report with no data behind it
+            // would otherwise hold the connection (and this I/O thread) until the client gave
+            // up waiting for the answer it cannot get.
             char byte;
             beast::error_code peek_ec;
-            // Readiness can be reported with nothing to read; a blocking peek would then hold
-            // this strand (and the answer posted to it) until the client gave up.
             self->stream_.socket().non_blocking(true, peek_ec);
-            size_t n = self->stream_.socket().receive(asio::buffer(&byte, 1),
-                                                      tcp::socket::message_peek, peek_ec);
-            if (peek_ec == asio::error::would_block) {  // still there, nothing sent: keep watching
-              self->WatchForDisconnect();
+            size_t n = 0;
+            if (!peek_ec) {
+              n = self->stream_.socket().receive(asio::buffer(&byte, 1), tcp::socket::message_peek,
+                                                 peek_ec);
+            }
+            if (peek_ec == asio::error::would_block || peek_ec == asio::error::try_again) {
+              self->WatchForDisconnect();  // nothing there after all: keep watching
               return;
             }
             if (peek_ec || n == 0) {

@@ -77,8 +77,12 @@ void HandleEmbeddings(const ApiContext& ctx, const HttpRequest& req, const Respo
   StatusOr<SteadyTime> deadline = RequestDeadline(req, ctx.limits);
   if (!deadline.ok()) return respond(ErrorResponse(deadline.status()));
 
+  StatusOr<bool> use_cache = CacheAllowed(req);
+  if (!use_cache.ok()) return respond(ErrorResponse(use_cache.status()));
+
   EmbedOptions options;
   options.dimensions = parsed->dimensions;
+  options.use_cache = *use_cache;
   options.deadline = *deadline;
   options.cancelled = req.cancelled;
   (*service)->Embed(std::move(parsed->input), options,

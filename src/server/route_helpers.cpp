@@ -1,5 +1,6 @@
 #include "server/route_helpers.h"
 
+#include <algorithm>
 #include <charconv>
 #include <string>
 
@@ -17,6 +18,18 @@ StatusOr<SteadyTime> RequestDeadline(const HttpRequest& request, const ApiLimits
     timeout = std::min(timeout, std::chrono::milliseconds(ms));
   }
   return request.received + timeout;
+}
+
+StatusOr<bool> CacheAllowed(const HttpRequest& request) {
+  std::string_view header = request.Header("x-sluice-cache");
+  if (header.empty()) return true;
+  constexpr std::string_view kBypass = "bypass";
+  bool bypass = header.size() == kBypass.size() &&
+                std::equal(header.begin(), header.end(), kBypass.begin(), [](char a, char b) {
+                  return (a >= 'A' && a <= 'Z' ? static_cast<char>(a - 'A' + 'a') : a) == b;
+                });
+  if (!bypass) return InvalidArgument("x-sluice-cache must be 'bypass' when present");
+  return false;
 }
 
 StatusOr<EmbeddingService*> LoadedService(const ApiContext& context) {

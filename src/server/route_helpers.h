@@ -18,6 +18,10 @@ namespace sluice {
 // x-request-timeout-ms header. InvalidArgument for a malformed header.
 StatusOr<SteadyTime> RequestDeadline(const HttpRequest& request, const ApiLimits& limits);
 
+// Whether the request may read and fill the result cache: false for `x-sluice-cache: bypass`
+// (any case), true when the header is absent. InvalidArgument for any other value.
+StatusOr<bool> CacheAllowed(const HttpRequest& request);
+
 // The embedding service, or Unavailable while the model loads.
 StatusOr<EmbeddingService*> LoadedService(const ApiContext& context);
 

@@ -31,8 +31,12 @@ void HandleEmbed(const ApiContext& ctx, const HttpRequest& req, const Responder&
   StatusOr<SteadyTime> deadline = RequestDeadline(req, ctx.limits);
   if (!deadline.ok()) return respond(ErrorResponse(deadline.status()));
 
+  StatusOr<bool> use_cache = CacheAllowed(req);
+  if (!use_cache.ok()) return respond(ErrorResponse(use_cache.status()));
+
   EmbedOptions options;
   options.normalize = parsed->normalize;
+  options.use_cache = *use_cache;
   options.truncate = parsed->truncate;
   options.truncation_side = parsed->truncation_direction;
   options.deadline = *deadline;

@@ -104,7 +104,11 @@ def read_sentences() -> list[str]:
 
 @pytest.fixture(scope="module")
 def reference():
-    return read_sentences(), np.load(FIXTURE / "reference.npy")
+    """The fixture's sentences and vectors, less the empty line (the server refuses empty
+    inputs; the embed CLI tests use it)."""
+    sentences, vectors = read_sentences(), np.load(FIXTURE / "reference.npy")
+    keep = [i for i, s in enumerate(sentences) if s]
+    return [sentences[i] for i in keep], vectors[keep]
 
 
 def openai_client(server):
@@ -131,17 +135,26 @@ def test_request_id_is_echoed(server):
     assert len(requests.get(server.url + "/health").headers["x-request-id"]) == 16
 
 
+def token_counts(texts: list[str]) -> list[int]:
+    """Tokens per text with special tokens, untruncated, from the HF tokenizers library."""
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(str(MODEL / "tokenizer.json"))
+    tok.no_truncation()
+    tok.no_padding()
+    return [len(e.ids) for e in tok.encode_batch(texts)]
+
+
 def test_openai_sdk_vectors_match_the_reference(server, reference):
     sentences, vectors = reference
-    tokens = requests.post(server.url + "/tokenize", json={"inputs": sentences}).json()
-    fits = [i for i, t in enumerate(tokens) if len(t) <= 256][:40]
+    counts = token_counts(sentences)
+    fits = [i for i, n in enumerate(counts) if n <= 256][:40]
     client = openai_client(server)
     # The SDK asks for base64 by default and decodes it as little-endian float32.
     got = client.embeddings.create(model=MODEL_NAME, input=[sentences[i] for i in fits])
     assert [d.index for d in got.data] == list(range(len(fits)))
     np.testing.assert_allclose(np.array([d.embedding for d in got.data]), vectors[fits],
                                atol=ATOL)
-    assert got.usage.prompt_tokens == sum(len(tokens[i]) for i in fits)
+    assert got.usage.prompt_tokens == sum(counts[i] for i in fits)
     assert got.usage.total_tokens == got.usage.prompt_tokens
     assert got.model == MODEL_NAME
 
@@ -234,3 +247,22 @@ def test_hundreds_of_concurrent_mixed_requests_each_get_their_own_vectors(server
         assert len(vecs) == len(texts)
         for t, v in zip(texts, vecs):
             np.testing.assert_allclose(v, expected[t], atol=1e-5)
+
+
+def test_vectors_equal_the_embed_command(server, reference):
+    sentences, _ = reference
+    counts = token_counts(sentences)
+    texts = [s for s, n in zip(sentences, counts) if n <= 256][:48]
+    cli = subprocess.run([str(BINARY), "embed", "--model", str(MODEL)],
+                         input="\n".join(texts).encode() + b"\n", capture_output=True,
+                         timeout=300)
+    assert cli.returncode == 0, cli.stderr.decode()
+    offline = np.array([json.loads(line)["embedding"] for line in cli.stdout.splitlines()],
+                       dtype=np.float32)
+    # Computed by the server (bypassing the cache), in batches other than the CLI's.
+    r = server.post("/v1/embeddings", {"input": texts, "encoding_format": "float"},
+                    headers={"x-sluice-cache": "bypass"})
+    assert r.status_code == 200, r.text
+    served = np.array([d["embedding"] for d in r.json()["data"]], dtype=np.float32)
+    assert served.shape == offline.shape == (len(texts), 384)
+    assert np.max(np.abs(served - offline)) <= 1e-6

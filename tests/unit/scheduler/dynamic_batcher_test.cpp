@@ -5,6 +5,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <ctime>
+#include <deque>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -80,6 +81,75 @@ class EchoBackend : public Backend {
   bool open_ = true;
   int running_ = 0;
   std::vector<Batch> batches_;
+};
+
+// A Backend with a two-deep pipeline, like the GPU's: Submit() takes a batch and returns at
+// once; Collect() produces EchoBackend's vectors and can be held shut. It records how many
+// batches were ever uncollected at once and refuses misuse as the real one does.
+class PipelinedBackend : public Backend {
+ public:
+  std::string name() const override { return "pipelined"; }
+  int embedding_dim() const override { return 4; }
+  Status Health() const override { return Status::Ok(); }
+  Status Warmup(const BatchLimits&) override { return Status::Ok(); }
+  Status Embed(const Batch&, std::vector<float>*) override {
+    ++embed_calls_;
+    return Internal("a pipelined replica must use Submit/Collect");
+  }
+  int max_in_flight() const override { return 2; }
+  StatusOr<uint64_t> Submit(const Batch& batch) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (pending_.size() >= 2) return FailedPrecondition("two batches already in flight");
+    if (fail_submit_id_ >= 0 && batch.input_ids[0] == fail_submit_id_) {
+      return InvalidArgument("refused at submit");
+    }
+    pending_.emplace_back(++next_ticket_, batch);
+    max_outstanding_ = std::max(max_outstanding_, pending_.size());
+    return next_ticket_;
+  }
+  Status Collect(uint64_t ticket, std::vector<float>* out) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return open_; });
+    if (pending_.empty() || pending_.front().first != ticket) {
+      return InvalidArgument("tickets must be collected in submission order");
+    }
+    Batch batch = std::move(pending_.front().second);
+    pending_.pop_front();
+    out->clear();
+    size_t n = batch.num_sequences();
+    for (size_t i = 0; i < n; ++i) {
+      int32_t begin = batch.cu_seqlens[i], end = batch.cu_seqlens[i + 1];
+      out->push_back(static_cast<float>(end - begin));
+      out->push_back(static_cast<float>(batch.input_ids[begin]));
+      out->push_back(static_cast<float>(batch.input_ids[end - 1]));
+      out->push_back(static_cast<float>(n));
+    }
+    return Status::Ok();
+  }
+
+  void Hold() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = false;
+  }
+  void Release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  size_t max_outstanding() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return max_outstanding_;
+  }
+  std::atomic<int> embed_calls_{0};
+  int32_t fail_submit_id_ = -1;
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = true;
+  std::deque<std::pair<uint64_t, Batch>> pending_;
+  uint64_t next_ticket_ = 0;
+  size_t max_outstanding_ = 0;
 };
 
 Encoding Seq(int32_t first, size_t len) {
@@ -301,6 +371,44 @@ TEST(DynamicBatcherTest, StopFinishesQueuedWorkAndRefusesNewWork) {
   EmbedTask after;
   after.sequences.push_back(Seq(1, 2));
   EXPECT_EQ(Submit(*batcher, std::move(after)).get().status().code(), StatusCode::kUnavailable);
+}
+
+TEST(DynamicBatcherTest, PipelinedReplicaKeepsTwoBatchesInFlightAndAnswersInOrder) {
+  PipelinedBackend gpu;
+  auto batcher = MakeBatcher({&gpu}, 4096, 1, microseconds(0));  // one sequence per batch
+  gpu.Hold();  // the first Collect waits, so later batches pile up behind it
+  std::vector<std::future<StatusOr<std::vector<float>>>> futures;
+  for (int i = 0; i < 8; ++i) {
+    EmbedTask task;
+    task.sequences.push_back(Seq(10 * (i + 1), 1 + i % 3));
+    futures.push_back(Submit(*batcher, std::move(task)));
+  }
+  std::this_thread::sleep_for(milliseconds(50));
+  gpu.Release();
+  for (int i = 0; i < 8; ++i) {
+    auto r = futures[i].get();
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(*r, (std::vector<float>{static_cast<float>(1 + i % 3), 10.0f * (i + 1),
+                                      10.0f * (i + 1) + static_cast<float>(i % 3), 1.0f}));
+  }
+  EXPECT_EQ(gpu.max_outstanding(), 2u);  // the next batch was submitted before collecting
+  EXPECT_EQ(gpu.embed_calls_.load(), 0);
+}
+
+TEST(DynamicBatcherTest, PipelinedSubmitFailureFailsOnlyItsBatch) {
+  PipelinedBackend gpu;
+  gpu.fail_submit_id_ = 20;
+  auto batcher = MakeBatcher({&gpu}, 4096, 1, microseconds(0));
+  std::vector<std::future<StatusOr<std::vector<float>>>> futures;
+  for (int i = 0; i < 3; ++i) {
+    EmbedTask task;
+    task.sequences.push_back(Seq(10 * (i + 1), 2));
+    futures.push_back(Submit(*batcher, std::move(task)));
+  }
+  EXPECT_TRUE(futures[0].get().ok());
+  EXPECT_EQ(futures[1].get().status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(futures[2].get().ok());
+  batcher->Stop();  // and it stops cleanly with nothing left in flight
 }
 
 }  // namespace

@@ -2,11 +2,15 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <future>
 #include <string>
+#include <vector>
 
 #include "backends/cpu/cpu_backend.h"
+#include "cache/lru_cache.h"
+#include "cache/tiered_cache.h"
 #include "engine/encoder_config.h"
 #include "engine/encoder_weights.h"
 #include "model/model_dir.h"
@@ -50,6 +54,9 @@ class EmbeddingServiceTest : public ::testing::Test {
   void Start(EmbeddingServiceOptions options = {}, microseconds delay = microseconds(0)) {
     DynamicBatcherOptions batcher_options;
     batcher_options.policy.max_queue_delay = delay;
+    batcher_options.on_batch = [this](const BatchStats& stats) {
+      computed_.fetch_add(stats.sequences);
+    };
     batcher_ = std::move(DynamicBatcher::Create(batcher_options, {backend_})).value();
     options.max_input_length = 256;
     auto service = EmbeddingService::Create(options, tokenizer_, batcher_.get());
@@ -65,6 +72,30 @@ class EmbeddingServiceTest : public ::testing::Test {
     return future.get();
   }
 
+  // Starts the service with an in-process cache of `bytes`.
+  void StartCached(microseconds delay = microseconds(0), size_t bytes = size_t{1} << 20) {
+    LruCacheOptions lru;
+    lru.capacity_bytes = bytes;
+    cache_ = std::make_unique<TieredCache>(std::move(LruCache::Create(lru)).value(), nullptr);
+    EmbeddingServiceOptions options;
+    options.cache.cache = cache_.get();
+    options.cache.model_id = "all-MiniLM-L6-v2";
+    options.cache.revision = "test-revision";
+    options.cache.pooling = "mean";
+    options.cache.model_version = "all-MiniLM-L6-v2@test";
+    Start(options, delay);
+  }
+
+  // Starts Embed() without waiting; the future has its result.
+  std::future<StatusOr<Embeddings>> EmbedAsync(EmbedInputs inputs,
+                                               const EmbedOptions& options = {}) {
+    auto promise = std::make_shared<std::promise<StatusOr<Embeddings>>>();
+    auto future = promise->get_future();
+    service_->Embed(std::move(inputs), options,
+                    [promise](StatusOr<Embeddings> r) { promise->set_value(std::move(r)); });
+    return future;
+  }
+
   static EmbedInputs Texts(std::vector<std::string> texts) {
     EmbedInputs in;
     in.texts = std::move(texts);
@@ -73,6 +104,9 @@ class EmbeddingServiceTest : public ::testing::Test {
 
   static inline Tokenizer* tokenizer_ = nullptr;
   static inline Backend* backend_ = nullptr;
+  // Declared first so that it outlives the service and the batcher that fill it.
+  std::unique_ptr<TieredCache> cache_;
+  std::atomic<size_t> computed_{0};  // sequences run through the backend
   std::unique_ptr<DynamicBatcher> batcher_;
   std::unique_ptr<EmbeddingService> service_;
 };
@@ -191,6 +225,129 @@ TEST_F(EmbeddingServiceTest, AdmissionRefusesRequestsOverTheLimitAlike) {
   EXPECT_EQ(Embed(Texts({"a", "b", "c"})).status().code(), StatusCode::kResourceExhausted);
   EXPECT_TRUE(first.get_future().get().ok());
   EXPECT_TRUE(Embed(Texts({"third"})).ok());
+}
+
+TEST_F(EmbeddingServiceTest, CreateRefusesACacheWithoutTheModelsIdentity) {
+  LruCacheOptions lru;
+  TieredCache cache(std::move(LruCache::Create(lru)).value(), nullptr);
+  DynamicBatcherOptions batcher_options;
+  auto batcher = std::move(DynamicBatcher::Create(batcher_options, {backend_})).value();
+  EmbeddingServiceOptions options;
+  options.cache.cache = &cache;
+  options.cache.model_id = "m";  // no revision, pooling or version
+  EXPECT_EQ(EmbeddingService::Create(options, tokenizer_, batcher.get()).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_F(EmbeddingServiceTest, CacheHitEqualsTheComputedVectorAndSkipsTheModel) {
+  StartCached();
+  auto miss = Embed(Texts({"PostgreSQL keeps the data."}));
+  ASSERT_TRUE(miss.ok()) << miss.status().ToString();
+  EXPECT_EQ(computed_.load(), 1u);
+  auto hit = Embed(Texts({"PostgreSQL keeps the data."}));
+  ASSERT_TRUE(hit.ok());
+  EXPECT_EQ(computed_.load(), 1u);
+  EXPECT_EQ(hit->data, miss->data);
+  EXPECT_EQ(hit->prompt_tokens, miss->prompt_tokens);  // counted for hits too
+  TieredCacheStats stats = cache_->Stats();
+  EXPECT_EQ(stats.l1_hits, 1u);
+  EXPECT_EQ(stats.misses, 1u);
+  EXPECT_EQ(service_->in_flight(), 0u);
+}
+
+TEST_F(EmbeddingServiceTest, OptionsThatChangeTheVectorGetTheirOwnEntries) {
+  StartCached();
+  EmbedOptions raw;
+  raw.normalize = false;
+  EmbedOptions truncated;
+  truncated.truncate = true;
+  EmbedOptions cut;
+  cut.dimensions = 16;
+  ASSERT_TRUE(Embed(Texts({"hello"})).ok());
+  ASSERT_TRUE(Embed(Texts({"hello"}), raw).ok());
+  ASSERT_TRUE(Embed(Texts({"hello"}), truncated).ok());
+  EXPECT_EQ(computed_.load(), 3u);
+  // A `dimensions` cut is made after the cache: it shares the full vector's entry.
+  auto small = Embed(Texts({"hello"}), cut);
+  ASSERT_TRUE(small.ok());
+  EXPECT_EQ(computed_.load(), 3u);
+  EXPECT_EQ(small->dim, 16);
+  // Token ids are keyed apart from text, even when they are that text's tokens.
+  auto ids = service_->Tokenize({"hello"}, true);
+  ASSERT_TRUE(ids.ok());
+  EmbedInputs by_ids;
+  by_ids.is_tokens = true;
+  by_ids.token_ids = {(*ids)[0].ids};
+  ASSERT_TRUE(Embed(by_ids).ok());
+  ASSERT_TRUE(Embed(by_ids).ok());
+  EXPECT_EQ(computed_.load(), 4u);
+}
+
+TEST_F(EmbeddingServiceTest, BypassNeitherReadsNorFillsTheCache) {
+  StartCached();
+  EmbedOptions bypass;
+  bypass.use_cache = false;
+  auto first = Embed(Texts({"bypassed"}), bypass);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(cache_->l1().Stats().entries, 0u);
+  auto cached = Embed(Texts({"bypassed"}));  // a miss: the bypass did not fill
+  ASSERT_TRUE(cached.ok());
+  EXPECT_EQ(computed_.load(), 2u);
+  EXPECT_EQ(cache_->Stats().misses, 1u);
+  auto again = Embed(Texts({"bypassed"}), bypass);  // computed although cached now
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(computed_.load(), 3u);
+  EXPECT_EQ(cache_->Stats().l1_hits, 0u);
+  EXPECT_EQ(again->data, first->data);
+}
+
+TEST_F(EmbeddingServiceTest, IdenticalInputsInFlightAreComputedOnce) {
+  StartCached(microseconds(200000));  // the first request waits 200 ms for its batch
+  std::vector<std::future<StatusOr<Embeddings>>> futures;
+  for (int i = 0; i < 8; ++i) futures.push_back(EmbedAsync(Texts({"in flight", "in flight"})));
+  std::vector<std::vector<float>> results;
+  for (auto& f : futures) {
+    auto r = f.get();
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_EQ(r->count, 2u);
+    results.push_back(r->data);
+  }
+  EXPECT_EQ(computed_.load(), 1u);
+  for (const auto& r : results) EXPECT_EQ(r, results[0]);
+  EXPECT_EQ(cache_->single_flight().Stats().followers, 15u);
+  EXPECT_EQ(cache_->single_flight().Stats().in_flight, 0u);
+  EXPECT_EQ(service_->in_flight(), 0u);
+}
+
+TEST_F(EmbeddingServiceTest, FollowerOfALeaderThatTimesOutComputesItself) {
+  StartCached(microseconds(300000));
+  EmbedOptions impatient;
+  impatient.deadline = SteadyClock::now() + std::chrono::milliseconds(50);
+  auto leader = EmbedAsync(Texts({"given up"}), impatient);
+  auto follower = EmbedAsync(Texts({"given up"}));
+  EXPECT_EQ(leader.get().status().code(), StatusCode::kDeadlineExceeded);
+  auto r = follower.get();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(computed_.load(), 1u);
+  EXPECT_EQ(cache_->single_flight().Stats().abandoned, 1u);
+  auto hit = Embed(Texts({"given up"}));
+  ASSERT_TRUE(hit.ok());
+  EXPECT_EQ(hit->data, r->data);
+  EXPECT_EQ(computed_.load(), 1u);
+}
+
+TEST_F(EmbeddingServiceTest, BadInputsAreRefusedAlikeWithTheCacheOn) {
+  StartCached();
+  ASSERT_TRUE(Embed(Texts({"fine"})).ok());
+  // A cached input next to a bad one does not let the request through.
+  EXPECT_EQ(Embed(Texts({"fine", ""})).status().code(), StatusCode::kInvalidArgument);
+  std::string long_text;
+  for (int i = 0; i < 400; ++i) long_text += "word ";
+  EmbedOptions truncate;
+  truncate.truncate = true;
+  ASSERT_TRUE(Embed(Texts({long_text}), truncate).ok());
+  EXPECT_EQ(Embed(Texts({long_text})).status().code(), StatusCode::kTooLarge);
+  EXPECT_EQ(service_->in_flight(), 0u);
 }
 
 }  // namespace
