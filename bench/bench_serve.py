@@ -80,9 +80,9 @@ class Server:
             self.proc.wait()
 
 
-def loadgen(url: str, args: list[str], seconds: float, warmup: float) -> dict:
+def loadgen(url: str, args: list[str], seconds: float, warmup: float, threads: int = 1) -> dict:
     cmd = [str(LOADGEN), "--url", url, "--duration", str(seconds), "--warmup", str(warmup),
-           "--threads", "1", "--json", *args]
+           "--threads", str(threads), "--json", *args]
     out = subprocess.run(cmd, capture_output=True, timeout=seconds + warmup + 120)
     if out.returncode != 0:
         sys.exit("sluice-loadgen failed: " + out.stderr.decode())
