@@ -92,6 +92,30 @@ def loadgen(url: str, args: list[str], seconds: float, warmup: float, threads: i
     return report
 
 
+def scrape_buckets(port: int, route: str = "/v1/embeddings") -> dict:
+    """Cumulative counts of sluice_request_duration_seconds for `route`, by upper bound."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("sluice_request_duration_seconds_bucket{") and \
+                f'route="{route}"' in line:
+            le = line.split('le="')[1].split('"')[0]
+            out[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def server_p99_ms(before: dict, after: dict) -> str:
+    """Upper bound of the bucket holding the server-side 99th percentile between two scrapes."""
+    bounds = sorted(after)
+    total = after[float("inf")] - before.get(float("inf"), 0)
+    if total <= 0:
+        return "-"
+    for b in bounds:
+        if after[b] - before.get(b, 0) >= 0.99 * total:
+            return "<= %g" % (b * 1e3)
+    return "-"
+
+
 def errors(r: dict) -> str:
     bad = {k: v for k, v in r["status"].items() if k != "200"}
     bad.update(r["errors"])
@@ -121,6 +145,7 @@ def main() -> None:
     p.add_argument("--miss-rates", default="", help="open-loop rates for part (b) (default: "
                    "from the closed-loop maxima, up to past the batched one)")
     p.add_argument("--commands", action="store_true", help="print every command run")
+    p.add_argument("--hits-only", action="store_true", help="run part (a) only")
     a = p.parse_args()
     io_threads = [int(x) for x in a.io_threads.split(",")]
     for path in (SLUICE, LOADGEN, MODEL):
@@ -139,24 +164,31 @@ def main() -> None:
         print(f"server: {server.command()}")
         try:
             hit_args = ["--text", TEXT]
+            before = scrape_buckets(server.port)
             closed = loadgen(server.url(), ["--closed", "--connections", "16", *hit_args],
                              a.seconds, a.warmup)
+            closed["server_p99"] = server_p99_ms(before, scrape_buckets(server.port))
             runs.append(("a", f"{threads} I/O, closed loop, 16 conn", closed))
             peak = closed["achieved_rps"]
             rates = ([float(x) for x in a.hit_rates.split(",")] if a.hit_rates else
                      [round(peak * f, -3) for f in (0.5, 0.75, 0.9)])
             for rate in rates:
+                before = scrape_buckets(server.port)
                 r = loadgen(server.url(),
                             ["--rate", f"{rate:g}", "--connections", "64", *hit_args],
                             a.seconds, a.warmup)
+                r["server_p99"] = server_p99_ms(before, scrape_buckets(server.port))
                 runs.append(("a", f"{threads} I/O, open loop, 64 conn", r))
         finally:
             server.stop()
     print()
-    print(HEADER)
+    head, rule = HEADER.split("\n")
+    print(f"{head} server p99 ms |\n{rule}---|")
     for part, label, r in runs:
         if part == "a":
-            print(row(label, r))
+            print(row(label, r) + f" {r['server_p99']} |")
+    if a.hits_only:
+        return
 
     # (b) cache misses, batching on and off.
     configs = [("batching on", []), ("batching off", ["--max-batch-requests", "1"])]

@@ -14,8 +14,8 @@ double Seconds(std::chrono::nanoseconds d) { return std::chrono::duration<double
 
 // 50 us to ~26 s: cache hits answer in tens of microseconds, long CPU batches take seconds.
 std::vector<double> LatencyBuckets() {
-  return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-          0.05,    0.1,    0.25,    0.5,    1,     2.5,    5,     10,   25};
+  return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.0025, 0.005, 0.01, 0.025,
+          0.05,    0.1,    0.25,    0.5,    1,     2.5,   5,      10,    25};
 }
 
 // 1, 2, 4, ... `top`.
