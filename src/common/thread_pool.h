@@ -71,9 +71,12 @@ class ThreadPool {
 
   std::mutex mu_;
   std::condition_variable_any wake_;  // workers wait here for a new generation_
-  std::condition_variable done_cv_;   // the caller waits here for busy_ == 0
+  std::condition_variable done_cv_;   // the caller waits here for running_ == 0
   uint64_t generation_ = 0;           // GUARDED_BY(mu_)
-  int busy_ = 0;                      // GUARDED_BY(mu_): workers still inside the current loop
+  // The newest generation_, for workers polling before they sleep; and the workers that have
+  // not yet finished draining it (the caller polls, then sleeps on done_cv_, until it is 0).
+  std::atomic<uint64_t> published_{0};
+  std::atomic<int> running_{0};
 
   std::vector<std::jthread> workers_;  // last member: stopped and joined first
 };
