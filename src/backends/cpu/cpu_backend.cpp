@@ -21,11 +21,6 @@ using cpu::AlignedBuffer;
 // Rows per GEMM block: a multiple of the BLAS kernels' 16-row tile.
 constexpr size_t kRowTile = 16;
 
-// Up to this many rows a GEMM runs cpu::LinearSmallM instead of OpenBLAS. Measured one thread,
-// hot caches, the encoder's shapes (K = 384/1536, N = 384..1536): 73-85 GFLOP/s against
-// OpenBLAS's 60-65 at M = 16, 79-86 against 90-95 at M = 32.
-constexpr size_t kSmallM = 24;
-
 // Attention of fewer multiply-adds than this (a 16-token sequence of all-MiniLM-L6-v2 is 0.2 M)
 // runs on the calling thread: it takes less time than a worker's wake-up.
 constexpr size_t kInlineAttentionMacs = size_t{1} << 20;
@@ -286,19 +281,6 @@ template <typename Epilogue>
 void CpuBackend::Linear(const float* x, size_t m, size_t k, const float* w, size_t n, float* y,
                         const Epilogue& epilogue) {
   const auto threads = static_cast<size_t>(pool_.num_threads());
-  if (m <= kSmallM) {
-    // Few rows: OpenBLAS would pack the whole weight matrix for a handful of output rows.
-    if (threads == 1) {
-      cpu::LinearSmallM(x, m, k, w, 0, n, y, n);
-    } else {
-      const size_t grain = RoundUp((n + threads - 1) / threads, 12);
-      pool_.ParallelFor(n, grain, [&](size_t begin, size_t end) {
-        cpu::LinearSmallM(x, m, k, w, begin, end, y + begin, n);
-      });
-    }
-    epilogue(0, m);
-    return;
-  }
   const auto gemm = [&](size_t row0, size_t rows, size_t col0, size_t cols) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
                 static_cast<int>(cols), static_cast<int>(k), 1.0f, x + row0 * k,

@@ -22,15 +22,6 @@ void AddBiasResidualLayerNorm(const float* x, const float* bias, const float* re
                               const float* gamma, const float* beta, float eps, size_t rows,
                               size_t cols, float* out);
 
-// y[r, c - col0] = x[r, :] . w[c, :] for r in [0, rows), c in [col0, col1), with K = `k`;
-// x is [rows, k] and w is [N, k], both row-major, y has row stride `ldy`. Built for few rows
-// (a GEMM with small M): each weight row is read once from memory and used for every row of x,
-// so nothing is packed. Every output is the same sequence of fp32 operations whatever `rows`,
-// `col0` and `col1` are (8-lane FMA accumulation along k, then a fixed horizontal sum), so a
-// row's result does not depend on the rows or columns computed with it.
-void LinearSmallM(const float* x, size_t rows, size_t k, const float* w, size_t col0, size_t col1,
-                  float* y, size_t ldy);
-
 // In-place softmax of one row, with the maximum subtracted first.
 void SoftmaxRow(float* x, size_t n);
 
