@@ -8,6 +8,7 @@
 #include "backends/model_loader.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "cli/gpu_flags.h"
 #include "common/json_writer.h"
 #include "engine/embedder.h"
 
@@ -17,6 +18,7 @@ namespace {
 struct EmbedArgs {
   std::string model;
   std::string device = "cpu";
+  GpuFlags gpu;
   size_t batch_size = 32;
   int threads = 0;
   bool no_truncate = false;
@@ -44,6 +46,7 @@ Status RunEmbed(const EmbedArgs& args) {
   load.model_dir = args.model;
   SLUICE_ASSIGN_OR_RETURN(load.device, DeviceSpec::Parse(args.device));
   load.cpu_threads = args.threads;
+  ApplyGpuFlags(args.gpu, &load);
   load.limits.max_batch_requests = args.batch_size;
   SLUICE_ASSIGN_OR_RETURN(LoadedModel model, LoadModel(load));
 
@@ -88,6 +91,7 @@ void AddEmbedCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--device", args->device, "cpu, cuda or cuda:N")
       ->capture_default_str()
       ->envname("SLUICE_DEVICE");
+  AddGpuOptions(cmd, &args->gpu);
   cmd->add_option("--batch-size", args->batch_size, "Lines per forward pass")
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));

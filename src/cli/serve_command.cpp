@@ -14,6 +14,7 @@
 #include "cache/tiered_cache.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "cli/gpu_flags.h"
 #include "common/logging.h"
 #include "engine/encoder_config.h"
 #include "metrics/metrics_registry.h"
@@ -35,6 +36,7 @@ struct ServeFlags {
   std::string model;
   std::vector<std::string> served_model_names;
   std::string device = "cpu";
+  GpuFlags gpu;
   std::string devices;
   std::string host = "0.0.0.0";
   uint16_t port = 8080;
@@ -142,6 +144,7 @@ StatusOr<std::unique_ptr<ServingModel>> LoadServingModel(const ServeFlags& flags
   LoadOptions load;
   load.model_dir = flags.model;
   load.cpu_threads = flags.backend_threads;
+  ApplyGpuFlags(flags.gpu, &load);
   load.limits.max_batch_tokens = flags.max_batch_tokens;
   load.limits.max_batch_requests = flags.max_batch_requests;
   load.limits.max_sequence_length = max_input;
@@ -312,6 +315,7 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--device", flags->device, "cpu, cuda or cuda:N: one engine replica")
       ->envname("SLUICE_DEVICE")
       ->capture_default_str();
+  AddGpuOptions(cmd, &flags->gpu);
   cmd->add_option("--devices", flags->devices,
                   "GPUs to serve on, one engine replica each: ordinals (0,1) or all; "
                   "overrides --device")

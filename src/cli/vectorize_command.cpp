@@ -11,6 +11,7 @@
 #include "backends/model_loader.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "cli/gpu_flags.h"
 #include "engine/embedder.h"
 #include "pg/pg_connection.h"
 #include "worker/vectorizer.h"
@@ -27,6 +28,7 @@ struct VectorizeArgs {
   size_t batch_size = 64;
   std::string model;
   std::string device = "cpu";
+  GpuFlags gpu;
   int threads = 0;
 };
 
@@ -81,6 +83,7 @@ Status RunVectorize(const VectorizeArgs& args) {
   load.model_dir = args.model;
   SLUICE_ASSIGN_OR_RETURN(load.device, DeviceSpec::Parse(args.device));
   load.cpu_threads = args.threads;
+  ApplyGpuFlags(args.gpu, &load);
   load.limits.max_batch_requests = args.batch_size;
   SLUICE_ASSIGN_OR_RETURN(LoadedModel model, LoadModel(load));
   EmbedderOptions embed;
@@ -136,6 +139,7 @@ void AddVectorizeCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--model", args->model, "Model directory")->required()->envname("SLUICE_MODEL");
   cmd->add_option("--device", args->device, "cpu, cuda or cuda:N")->capture_default_str();
+  AddGpuOptions(cmd, &args->gpu);
   cmd->add_option("--threads", args->threads, "CPU threads (0: all cores)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();

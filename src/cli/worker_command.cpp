@@ -19,6 +19,7 @@
 #include "backends/model_loader.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "cli/gpu_flags.h"
 #include "common/logging.h"
 #include "pg/pg_job_queue.h"
 #include "pg/pg_listener.h"
@@ -34,6 +35,7 @@ struct WorkerArgs {
   std::vector<std::string> served_model_names;
   std::string database_url;
   std::string device = "cpu";
+  GpuFlags gpu;
   int backend_threads = 0;
   int lease_seconds = 60;
   int batch_jobs = 0;
@@ -116,6 +118,7 @@ Status RunWorker(const WorkerArgs& args) {
   load.model_dir = args.model;
   SLUICE_ASSIGN_OR_RETURN(load.device, DeviceSpec::Parse(args.device));
   load.cpu_threads = args.backend_threads;
+  ApplyGpuFlags(args.gpu, &load);
   load.limits.max_batch_tokens = args.max_batch_tokens;
   load.limits.max_batch_requests = args.max_batch_requests;
   SLUICE_ASSIGN_OR_RETURN(LoadedModel model, LoadModel(load));
@@ -187,6 +190,7 @@ void AddWorkerCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--device", args->device, "cpu, cuda or cuda:N")
       ->envname("SLUICE_DEVICE")
       ->capture_default_str();
+  AddGpuOptions(cmd, &args->gpu);
   cmd->add_option("--backend-threads", args->backend_threads,
                   "CPU threads per forward pass (0: all cores)")
       ->check(CLI::NonNegativeNumber)

@@ -111,6 +111,22 @@ def test_unknown_device():
     assert_clean_error(run_embed(b"x\n", "--device", "tpu"), "tpu")
 
 
+@pytest.mark.parametrize("flag,value", [("--gpu-dtype", "fp4"), ("--gpu-memory-limit", "lots"),
+                                        ("--gpu-memory-limit", "-5")])
+def test_bad_gpu_flags_are_refused(flag, value):
+    proc = run_embed(b"x\n", flag, value)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2, err
+    assert flag in err and proc.stdout == b"", err
+
+
+def test_gpu_flags_are_ignored_on_the_cpu():
+    # A GPU compute type or memory limit does not change the CPU backend's vectors.
+    plain = embed(["a sentence"])
+    flagged = embed(["a sentence"], "--gpu-dtype", "fp8", "--gpu-memory-limit", "2GiB")
+    assert np.array_equal(plain, flagged)
+
+
 def copy_model(tmp_path: pathlib.Path, weights: bool = True) -> pathlib.Path:
     dst = tmp_path / "model"
     shutil.copytree(MODEL, dst, ignore=None if weights else shutil.ignore_patterns("*.safetensors"))
