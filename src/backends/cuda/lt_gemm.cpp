@@ -63,11 +63,13 @@ size_t LtGemm::KeyHash::operator()(const Key& k) const {
   h = h * 31 + std::hash<int64_t>()(k.out_features);
   h = h * 31 + static_cast<size_t>(k.dtype) * 7 + static_cast<size_t>(k.epilogue) * 2 +
       (k.residual ? 1 : 0);
+  h = h * 31 + (k.fp8 ? 4 : 0) + (k.y_fp8 ? 2 : 0) + (k.fast_accum ? 1 : 0);
   return h;
 }
 
 LtGemm::Plan::~Plan() {
   if (d != nullptr) static_cast<void>(cublasLtMatrixLayoutDestroy(d));
+  if (c != nullptr) static_cast<void>(cublasLtMatrixLayoutDestroy(c));
   if (b != nullptr) static_cast<void>(cublasLtMatrixLayoutDestroy(b));
   if (a != nullptr) static_cast<void>(cublasLtMatrixLayoutDestroy(a));
   if (desc != nullptr) static_cast<void>(cublasLtMatmulDescDestroy(desc));
@@ -90,8 +92,15 @@ LtGemm::~LtGemm() {
 
 Status LtGemm::Describe(const Key& key, Plan* plan) const {
   const cudaDataType_t type = ToCudaType(key.dtype);
+  const cudaDataType_t in_type = key.fp8 ? CUDA_R_8F_E4M3 : type;
+  const cudaDataType_t out_type = key.y_fp8 ? CUDA_R_8F_E4M3 : type;
   SLUICE_CUBLAS_RETURN_IF_ERROR(
       cublasLtMatmulDescCreate(&plan->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  if (key.fp8) {
+    const int8_t fast = key.fast_accum ? 1 : 0;
+    SLUICE_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
+        plan->desc, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof(fast)));
+  }
   // Column-major view: Y^T [out, rows] = W [out, in] (stored as [in, out]) transposed times
   // X^T [in, rows]. Row-major [rows, out] output then needs no copy.
   const cublasOperation_t trans_a = CUBLAS_OP_T;
@@ -112,11 +121,13 @@ Status LtGemm::Describe(const Key& key, Plan* plan) const {
   const auto n = static_cast<uint64_t>(key.out_features);
   const auto m = static_cast<uint64_t>(key.rows);
   SLUICE_CUBLAS_RETURN_IF_ERROR(
-      cublasLtMatrixLayoutCreate(&plan->a, type, k, n, static_cast<int64_t>(k)));
+      cublasLtMatrixLayoutCreate(&plan->a, in_type, k, n, static_cast<int64_t>(k)));
   SLUICE_CUBLAS_RETURN_IF_ERROR(
-      cublasLtMatrixLayoutCreate(&plan->b, type, k, m, static_cast<int64_t>(k)));
+      cublasLtMatrixLayoutCreate(&plan->b, in_type, k, m, static_cast<int64_t>(k)));
   SLUICE_CUBLAS_RETURN_IF_ERROR(
-      cublasLtMatrixLayoutCreate(&plan->d, type, n, m, static_cast<int64_t>(n)));
+      cublasLtMatrixLayoutCreate(&plan->c, type, n, m, static_cast<int64_t>(n)));
+  SLUICE_CUBLAS_RETURN_IF_ERROR(
+      cublasLtMatrixLayoutCreate(&plan->d, out_type, n, m, static_cast<int64_t>(n)));
   return Status::Ok();
 }
 
@@ -124,7 +135,7 @@ StatusOr<int> LtGemm::Heuristics(const Plan& plan, int count,
                                  cublasLtMatmulHeuristicResult_t* results) const {
   int found = 0;
   SLUICE_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulAlgoGetHeuristic(
-      handle_, plan.desc, plan.a, plan.b, plan.d, plan.d, preference_, count, results, &found));
+      handle_, plan.desc, plan.a, plan.b, plan.c, plan.d, preference_, count, results, &found));
   return found;
 }
 
@@ -136,6 +147,11 @@ StatusOr<LtGemm::Plan*> LtGemm::GetPlan(const Key& key, const LinearArgs& args,
 
   auto plan = std::make_unique<Plan>();
   SLUICE_RETURN_IF_ERROR(Describe(key, plan.get()));
+  if (key.fp8) {
+    // The heuristic only offers algorithms that take a scale when one is set.
+    SLUICE_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
+        plan->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &args.w_scale, sizeof(args.w_scale)));
+  }
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   SLUICE_CUDA_RETURN_IF_ERROR(cudaStreamIsCapturing(stream, &capture));
   // Timing runs the product several times on the caller's operands: in place over the residual
@@ -200,6 +216,10 @@ StatusOr<std::vector<GemmCandidate>> LtGemm::TimeCandidates(const LinearArgs& ar
   SLUICE_ASSIGN_OR_RETURN(Plan * chosen, GetPlan(key, args, stream));
   Plan plan;
   SLUICE_RETURN_IF_ERROR(Describe(key, &plan));
+  if (key.fp8) {
+    SLUICE_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
+        plan.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &args.w_scale, sizeof(args.w_scale)));
+  }
   cublasLtMatmulHeuristicResult_t results[kMaxCandidates]{};
   SLUICE_ASSIGN_OR_RETURN(const int found,
                           Heuristics(plan, std::clamp(max_candidates, 1, kMaxCandidates), results));
@@ -224,11 +244,16 @@ Status LtGemm::Enqueue(Plan& plan, const cublasLtMatmulAlgo_t& algo, const Linea
     SLUICE_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
         plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &args.bias, sizeof(args.bias)));
   }
+  if (args.fp8) {
+    SLUICE_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
+        plan.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &args.w_scale, sizeof(args.w_scale)));
+  }
   const float alpha = 1.0f;
   const float beta = args.residual != nullptr ? 1.0f : 0.0f;
-  const void* c = args.residual != nullptr ? args.residual : args.y;
+  // With beta 0, C is never read; an E4M3 output still needs a C of its own.
+  const void* c = args.residual != nullptr ? args.residual : args.y_fp8 ? args.c_unused : args.y;
   SLUICE_CUBLAS_RETURN_IF_ERROR(cublasLtMatmul(handle_, plan.desc, &alpha, args.w, plan.a, args.x,
-                                               plan.b, &beta, c, plan.d, args.y, plan.d, &algo,
+                                               plan.b, &beta, c, plan.c, args.y, plan.d, &algo,
                                                workspace_, workspace_bytes_, stream));
   return Status::Ok();
 }
@@ -242,19 +267,42 @@ Status LtGemm::CheckArgs(const LinearArgs& args) {
       (args.epilogue != GemmEpilogue::kNone && args.bias == nullptr)) {
     return InvalidArgument("linear layer with a missing operand");
   }
+  if (args.fp8 && (args.w_scale == nullptr || args.dtype != CudaDType::kF16 ||
+                   reinterpret_cast<uintptr_t>(args.w_scale) % 16 != 0)) {
+    return InvalidArgument(
+        "an fp8 linear layer needs a 16-byte aligned weight scale and fp16 bias and output");
+  }
+  if (args.y_fp8 && args.c_unused == nullptr) {
+    return InvalidArgument("an fp8-output linear layer needs a placeholder C buffer");
+  }
+  if (!args.fp8 && (args.y_fp8 || args.fast_accum)) {
+    return InvalidArgument("fp8 output or fast accumulation without fp8 inputs");
+  }
+  if (args.fp8 && (args.in_features % 16 != 0 || args.out_features % 16 != 0)) {
+    return InvalidArgument(
+        fmt::format("fp8 linear layers need sizes that are multiples of 16, "
+                    "not {} -> {}",
+                    args.in_features, args.out_features));
+  }
   return Status::Ok();
 }
 
 LtGemm::Key LtGemm::KeyOf(const LinearArgs& args) {
-  return Key{args.dtype, args.epilogue,    args.residual != nullptr,
-             args.rows,  args.in_features, args.out_features};
+  return Key{args.dtype,      args.epilogue, args.residual != nullptr, args.fp8,         args.y_fp8,
+             args.fast_accum, args.rows,     args.in_features,         args.out_features};
 }
 
 Status LtGemm::Linear(const LinearArgs& args, cudaStream_t stream) {
   SLUICE_RETURN_IF_ERROR(CheckArgs(args));
   const Key key = KeyOf(args);
   SLUICE_ASSIGN_OR_RETURN(Plan * plan, GetPlan(key, args, stream));
-  return Enqueue(*plan, plan->algo, args, stream);
+  Status status = Enqueue(*plan, plan->algo, args, stream);
+  if (!status.ok() && args.fp8) {
+    return status.WithContext(fmt::format("fp8 linear [{} x {}] -> {}{}", args.rows,
+                                          args.in_features, args.out_features,
+                                          args.y_fp8 ? " (fp8 output)" : ""));
+  }
+  return status;
 }
 
 }  // namespace sluice::cuda

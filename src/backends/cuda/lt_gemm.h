@@ -43,6 +43,18 @@ struct LinearArgs {
   // C operand with beta 1): a residual connection for free in the epilogue. May equal y (such
   // a shape is not autotuned, since timing would add the residual again on every run).
   const void* residual = nullptr;
+  // fp8 mode: x and w are E4M3 (w's values divided by *w_scale, a 16-byte aligned device
+  // float32; x unscaled),
+  // bias and residual stay in `dtype`, and y is E4M3 (unscaled, saturating) when y_fp8 is set,
+  // else `dtype`. Only fp16 `dtype` is supported. fast_accum trades accuracy for speed: the
+  // tensor cores' partial sums are not promoted to float32 along k.
+  bool fp8 = false;
+  const float* w_scale = nullptr;
+  bool y_fp8 = false;
+  bool fast_accum = false;
+  // With y_fp8: a device buffer other than x, w and y, never read (cuBLASLt wants a C operand
+  // of the 16-bit type apart from the fp8 D).
+  const void* c_unused = nullptr;
 };
 
 // One cuBLASLt algorithm timed on a shape (LtGemm::TimeCandidates).
@@ -88,6 +100,7 @@ class LtGemm {
     CudaDType dtype;
     GemmEpilogue epilogue;
     bool residual;
+    bool fp8, y_fp8, fast_accum;
     int64_t rows, in_features, out_features;
     bool operator==(const Key&) const = default;
   };
@@ -97,7 +110,7 @@ class LtGemm {
   // Descriptors and the chosen algorithm for one shape.
   struct Plan {
     cublasLtMatmulDesc_t desc = nullptr;
-    cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr, d = nullptr;
     cublasLtMatmulAlgo_t algo{};
     Plan() = default;
     Plan(const Plan&) = delete;

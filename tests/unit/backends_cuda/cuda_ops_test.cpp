@@ -15,6 +15,7 @@
 #include "backends/cuda/kernels/add_layernorm.cuh"
 #include "backends/cuda/kernels/attention.cuh"
 #include "backends/cuda/kernels/embedding_layernorm.cuh"
+#include "backends/cuda/kernels/fp8_quantize.cuh"
 #include "backends/cuda/kernels/pooling.cuh"
 #include "backends/cuda/lt_gemm.h"
 #include "cuda_test_util.h"
@@ -308,6 +309,242 @@ TEST(LtGemmBadInputTest, RejectsEmptyShapesAndMissingOperands) {
   args.rows = 8;
   args.x = args.w = args.y = ws;
   args.epilogue = GemmEpilogue::kBias;  // with no bias pointer
+  EXPECT_EQ((*gemm)->Linear(args, env.stream()).code(), StatusCode::kInvalidArgument);
+}
+
+// ---------------------------------------------------------------------------------------------
+// fp8 (E4M3): conversions and GEMMs
+
+double E4m3ToDouble(uint8_t bits) {
+  const int sign = bits >> 7;
+  const int exponent = (bits >> 3) & 0xf;
+  const int mantissa = bits & 7;
+  if (exponent == 0xf && mantissa == 7) return std::nan("");
+  const double magnitude = exponent == 0 ? std::ldexp(mantissa / 8.0, -6)
+                                         : std::ldexp(1.0 + mantissa / 8.0, exponent - 7);
+  return sign != 0 ? -magnitude : magnitude;
+}
+
+// The E4M3 value nearest to v (saturating), by search: the reference the device must equal.
+double NearestE4m3(double v) {
+  double best = 0.0;
+  for (int b = 0; b < 256; ++b) {
+    const double c = E4m3ToDouble(static_cast<uint8_t>(b));
+    if (std::isnan(c)) continue;
+    if (std::abs(c - v) < std::abs(best - v)) best = c;
+  }
+  return best;
+}
+
+TEST(Fp8ConvertTest, RoundsToNearestAndSaturates) {
+  SLUICE_SKIP_WITHOUT_GPU();
+  std::mt19937 rng(testing::FreshSeed());
+  auto x = MakeRandom16(4096, CudaDType::kF16, rng, -600.0f, 600.0f);
+  DeviceEnv env;
+  auto* y = static_cast<uint8_t*>(env.Poisoned(x.bits.size()));
+  ASSERT_TRUE(
+      ConvertToE4m3(CudaDType::kF16, env.Upload(x.bits), x.bits.size(), y, env.stream()).ok());
+  const auto out = env.Download<uint8_t>(y, x.bits.size());
+  int mismatches = 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    const double got = E4m3ToDouble(out[i]);
+    const double want = NearestE4m3(x.values[i]);
+    // Ties may go either way; anything else is a bug.
+    if (got != want &&
+        std::abs(std::abs(got - x.values[i]) - std::abs(want - x.values[i])) > 1e-9) {
+      ++mismatches;
+    }
+  }
+  EXPECT_EQ(mismatches, 0);
+  EXPECT_EQ(ConvertToE4m3(CudaDType::kF16, nullptr, 4, y, env.stream()).code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST(Fp8ConvertTest, WeightScaleMapsTheAbsoluteMaximumTo448) {
+  SLUICE_SKIP_WITHOUT_GPU();
+  for (CudaDType dtype : kDTypes) {
+    std::mt19937 rng(testing::FreshSeed());
+    auto w = MakeRandom16(100000, dtype, rng, -0.05f, 0.05f);
+    double amax = 0;
+    for (double v : w.values) amax = std::max(amax, std::abs(v));
+    DeviceEnv env;
+    auto* y = static_cast<uint8_t*>(env.Poisoned(w.bits.size()));
+    auto* scale = static_cast<float*>(env.Poisoned(sizeof(float)));
+    ASSERT_TRUE(
+        QuantizeWeightE4m3(dtype, env.Upload(w.bits), w.bits.size(), scale, y, env.stream()).ok());
+    const float s = env.Download<float>(scale, 1)[0];
+    EXPECT_NEAR(s, amax / 448.0, amax / 448.0 * 1e-6);
+    const auto q = env.Download<uint8_t>(y, w.bits.size());
+    double worst = 0;
+    for (size_t i = 0; i < q.size(); ++i) {
+      worst = std::max(worst, std::abs(E4m3ToDouble(q[i]) * s - w.values[i]) /
+                                  std::max(std::abs(w.values[i]), amax / 64));
+    }
+    EXPECT_LE(worst, 1.0 / 16 + 1e-6);  // half a unit of E4M3's 3-bit mantissa
+  }
+}
+
+TEST(Fp8ConvertTest, LayerNormCopyEqualsConvertingItsOutput) {
+  SLUICE_SKIP_WITHOUT_GPU();
+  for (int hidden : {768, 1030}) {  // the warp kernel and the block kernel
+    std::mt19937 rng(testing::FreshSeed());
+    const int rows = 9;
+    const size_t n = size_t(rows) * hidden;
+    const auto x = MakeRandom16(n, CudaDType::kF16, rng, -3.0f, 3.0f);
+    const auto residual = MakeRandom16(n, CudaDType::kF16, rng);
+    const auto gamma = MakeRandom16(hidden, CudaDType::kF16, rng, 0.5f, 4.0f);
+    const auto beta = MakeRandom16(hidden, CudaDType::kF16, rng);
+    DeviceEnv env;
+    AddLayerNormArgs args;
+    args.rows = rows;
+    args.hidden = hidden;
+    args.x = env.Upload(x.bits);
+    args.residual = env.Upload(residual.bits);
+    args.gamma = env.Upload(gamma.bits);
+    args.beta = env.Upload(beta.bits);
+    args.out = env.Poisoned(n * 2);
+    args.out_fp8 = static_cast<uint8_t*>(env.Poisoned(n));
+    ASSERT_TRUE(AddLayerNorm(args, env.stream()).ok());
+    auto* converted = static_cast<uint8_t*>(env.Poisoned(n));
+    ASSERT_TRUE(ConvertToE4m3(CudaDType::kF16, args.out, n, converted, env.stream()).ok());
+    EXPECT_EQ(env.Download<uint8_t>(args.out_fp8, n), env.Download<uint8_t>(converted, n))
+        << "hidden " << hidden;
+  }
+}
+
+struct Fp8GemmParam {
+  GemmCase shape;
+  GemmEpilogue epilogue;
+  bool y_fp8, fast_accum;
+};
+
+class LtGemmFp8Test : public ::testing::TestWithParam<Fp8GemmParam> {};
+
+std::string Fp8GemmName(const ::testing::TestParamInfo<Fp8GemmParam>& p) {
+  const Fp8GemmParam& c = p.param;
+  static const char* kEpilogues[] = {"none", "bias", "gelu", "relu"};
+  return fmt::format("{}x{}x{}_{}{}{}", c.shape.rows, c.shape.in, c.shape.out,
+                     kEpilogues[static_cast<int>(c.epilogue)], c.y_fp8 ? "_fp8out" : "",
+                     c.fast_accum ? "_fast" : "");
+}
+
+TEST_P(LtGemmFp8Test, MatchesReferenceOnTheQuantizedOperands) {
+  SLUICE_SKIP_WITHOUT_GPU();
+  if (!testing::GpuComputeCapabilityAtLeast(89)) GTEST_SKIP() << "no fp8 tensor cores";
+  const auto [shape, epilogue, y_fp8, fast_accum] = GetParam();
+  const uint32_t seed = testing::FreshSeed();
+  SCOPED_TRACE(fmt::format("seed {}", seed));
+  std::mt19937 rng(seed);
+  const CudaDType dtype = CudaDType::kF16;
+  const auto x = MakeRandom16(size_t(shape.rows) * shape.in, dtype, rng, -2.0f, 2.0f);
+  const auto w = MakeRandom16(size_t(shape.out) * shape.in, dtype, rng, -0.1f, 0.1f);
+  const auto bias = MakeRandom16(shape.out, dtype, rng);
+
+  DeviceEnv env;
+  auto* x8 = static_cast<uint8_t*>(env.Poisoned(x.bits.size()));
+  auto* w8 = static_cast<uint8_t*>(env.Poisoned(w.bits.size()));
+  auto* scale = static_cast<float*>(env.Poisoned(sizeof(float)));
+  ASSERT_TRUE(ConvertToE4m3(dtype, env.Upload(x.bits), x.bits.size(), x8, env.stream()).ok());
+  ASSERT_TRUE(
+      QuantizeWeightE4m3(dtype, env.Upload(w.bits), w.bits.size(), scale, w8, env.stream()).ok());
+  auto handle = CublasLtHandle::Create();
+  ASSERT_TRUE(handle.ok()) << handle.status().ToString();
+  const size_t ws_bytes = 32 << 20;
+  auto gemm = LtGemm::Create(handle->get(), env.Poisoned(ws_bytes), ws_bytes);
+  ASSERT_TRUE(gemm.ok()) << gemm.status().ToString();
+  (*gemm)->set_autotune(true);
+  const size_t n = size_t(shape.rows) * shape.out;
+  LinearArgs args;
+  args.dtype = dtype;
+  args.rows = shape.rows;
+  args.in_features = shape.in;
+  args.out_features = shape.out;
+  args.x = x8;
+  args.w = w8;
+  args.bias = epilogue == GemmEpilogue::kNone ? nullptr : env.Upload(bias.bits);
+  args.y = env.Poisoned(n * (y_fp8 ? 1 : 2));
+  args.epilogue = epilogue;
+  args.fp8 = true;
+  args.w_scale = scale;
+  args.y_fp8 = y_fp8;
+  args.fast_accum = fast_accum;
+  args.c_unused = y_fp8 ? env.Poisoned(n * 2) : nullptr;
+  const Status run = (*gemm)->Linear(args, env.stream());
+  ASSERT_TRUE(run.ok()) << run.ToString();
+
+  const auto xq = env.Download<uint8_t>(x8, x.bits.size());
+  const auto wq = env.Download<uint8_t>(w8, w.bits.size());
+  const double s = env.Download<float>(scale, 1)[0];
+  std::vector<double> xd, wd;
+  for (uint8_t b : xq) xd.push_back(E4m3ToDouble(b));
+  for (uint8_t b : wq) wd.push_back(E4m3ToDouble(b));
+  std::vector<double> ref(n);
+  for (int r = 0; r < shape.rows; ++r) {
+    for (int o = 0; o < shape.out; ++o) {
+      double acc = 0;
+      for (int k = 0; k < shape.in; ++k) {
+        acc += xd[size_t(r) * shape.in + k] * wd[size_t(o) * shape.in + k];
+      }
+      acc = acc * s + (epilogue == GemmEpilogue::kNone ? 0.0 : bias.values[o]);
+      if (epilogue == GemmEpilogue::kBiasGelu) {
+        acc = 0.5 * acc * (1 + std::tanh(0.7978845608028654 * (acc + 0.044715 * acc * acc * acc)));
+      }
+      ref[size_t(r) * shape.out + o] = acc;
+    }
+  }
+  std::vector<double> y;
+  if (y_fp8) {
+    for (uint8_t b : env.Download<uint8_t>(args.y, n)) y.push_back(E4m3ToDouble(b));
+  } else {
+    y = env.Download16(args.y, n, dtype);
+  }
+  // The output's own rounding (E4M3: 2^-4; fp16: 2^-11) plus the accumulation's; fast
+  // accumulation keeps fewer bits of the partial sums.
+  const double tolerance = y_fp8 ? 4e-2 : fast_accum ? 5e-3 : 2e-3;
+  EXPECT_LT(RelativeError(y, ref), tolerance);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, LtGemmFp8Test,
+    ::testing::Values(Fp8GemmParam{{1, 64, 64}, GemmEpilogue::kNone, false, false},
+                      Fp8GemmParam{{7, 384, 1152}, GemmEpilogue::kNone, false, false},
+                      Fp8GemmParam{{64, 384, 1536}, GemmEpilogue::kBiasGelu, true, false},
+                      Fp8GemmParam{{64, 768, 3072}, GemmEpilogue::kBiasGelu, true, false},
+                      Fp8GemmParam{{200, 768, 3072}, GemmEpilogue::kBiasGelu, false, false},
+                      Fp8GemmParam{{130, 1536, 384}, GemmEpilogue::kBias, false, false},
+                      Fp8GemmParam{{300, 768, 768}, GemmEpilogue::kNone, false, true},
+                      Fp8GemmParam{{256, 768, 3072}, GemmEpilogue::kBiasGelu, true, true}),
+    Fp8GemmName);
+
+TEST(LtGemmFp8BadInputTest, RejectsMissingScaleBf16AndUnalignedSizes) {
+  SLUICE_SKIP_WITHOUT_GPU();
+  DeviceEnv env;
+  auto handle = CublasLtHandle::Create();
+  ASSERT_TRUE(handle.ok());
+  void* ws = env.Poisoned(1 << 20);
+  auto gemm = LtGemm::Create(handle->get(), ws, 1 << 20);
+  ASSERT_TRUE(gemm.ok());
+  LinearArgs args;
+  args.rows = 8;
+  args.in_features = 64;
+  args.out_features = 64;
+  args.x = args.w = args.y = ws;
+  args.fp8 = true;
+  EXPECT_EQ((*gemm)->Linear(args, env.stream()).code(), StatusCode::kInvalidArgument);  // no scale
+  args.w_scale = static_cast<const float*>(ws);
+  args.dtype = CudaDType::kBF16;
+  EXPECT_EQ((*gemm)->Linear(args, env.stream()).code(), StatusCode::kInvalidArgument);
+  args.dtype = CudaDType::kF16;
+  args.in_features = 40;
+  EXPECT_EQ((*gemm)->Linear(args, env.stream()).code(), StatusCode::kInvalidArgument);
+  args.in_features = 64;
+  args.w_scale = static_cast<const float*>(ws) + 1;  // not 16-byte aligned
+  EXPECT_EQ((*gemm)->Linear(args, env.stream()).code(), StatusCode::kInvalidArgument);
+  args.w_scale = static_cast<const float*>(ws);
+  args.y_fp8 = true;  // without a placeholder C
+  EXPECT_EQ((*gemm)->Linear(args, env.stream()).code(), StatusCode::kInvalidArgument);
+  args.fp8 = false;
+  args.c_unused = ws;  // fp8 output from 16-bit inputs
   EXPECT_EQ((*gemm)->Linear(args, env.stream()).code(), StatusCode::kInvalidArgument);
 }
 

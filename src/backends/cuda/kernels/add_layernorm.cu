@@ -1,3 +1,5 @@
+#include <cuda_fp8.h>
+
 #include <cstdint>
 
 #include "backends/cuda/cuda_status.h"
@@ -32,6 +34,14 @@ __global__ void __launch_bounds__(kThreads) AddLayerNormKernel(AddLayerNormArgs 
   LayerNormRow(row, args.hidden, static_cast<const T*>(args.gamma),
                static_cast<const T*>(args.beta), args.eps, static_cast<T*>(args.out) + offset,
                scratch);
+  if (args.out_fp8 != nullptr) {
+    // Each thread reads back the elements it wrote itself.
+    const T* out = static_cast<const T*>(args.out) + offset;
+    for (int i = threadIdx.x; i < args.hidden; i += blockDim.x) {
+      args.out_fp8[offset + i] =
+          static_cast<uint8_t>(__nv_cvt_float_to_fp8(ToFloat(out[i]), __NV_SATFINITE, __NV_E4M3));
+    }
+  }
 }
 
 // One warp per row with the row in registers, 16-byte loads and stores: for rows of at most
@@ -114,6 +124,17 @@ __global__ void __launch_bounds__(kRowsPerBlock * 32)
 #pragma unroll
       for (int e = 0; e < 8; ++e) y.Set(e, (v[k][e] - mean) * inv * g.Get(e) + b.Get(e));
       out[i] = y.bits;
+      if (args.out_fp8 != nullptr) {
+        // From the rounded 16-bit values, so the copy equals converting `out` afterwards.
+        uint2 q;
+        auto* qb = reinterpret_cast<__nv_fp8x2_storage_t*>(&q);
+#pragma unroll
+        for (int e = 0; e < 8; e += 2) {
+          qb[e / 2] = __nv_cvt_float2_to_fp8x2(make_float2(y.Get(e), y.Get(e + 1)), __NV_SATFINITE,
+                                               __NV_E4M3);
+        }
+        reinterpret_cast<uint2*>(args.out_fp8 + offset)[i] = q;
+      }
     }
   }
 }
@@ -122,10 +143,12 @@ bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 
 template <typename T>
 Status LaunchAddLayerNorm(const AddLayerNormArgs& args, cudaStream_t stream) {
-  const bool vectorizable = args.hidden % 8 == 0 && Aligned16(args.x) &&
-                            (args.residual == nullptr || Aligned16(args.residual)) &&
-                            Aligned16(args.gamma) && Aligned16(args.beta) && Aligned16(args.out) &&
-                            (args.bias == nullptr || Aligned16(args.bias));
+  const bool vectorizable =
+      args.hidden % 8 == 0 && Aligned16(args.x) &&
+      (args.residual == nullptr || Aligned16(args.residual)) && Aligned16(args.gamma) &&
+      Aligned16(args.beta) && Aligned16(args.out) &&
+      (args.bias == nullptr || Aligned16(args.bias)) &&
+      (args.out_fp8 == nullptr || reinterpret_cast<uintptr_t>(args.out_fp8) % 8 == 0);
   const int blocks = (args.rows + kRowsPerBlock - 1) / kRowsPerBlock;
   if (vectorizable && args.hidden <= 256) {
     AddLayerNormWarpKernel<T, 1><<<blocks, kRowsPerBlock * 32, 0, stream>>>(args);

@@ -6,6 +6,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstdint>
+
 #include "backends/cuda/cuda_dtype.h"
 #include "common/status.h"
 
@@ -22,6 +24,8 @@ struct AddLayerNormArgs {
   const void* beta = nullptr;
   float eps = 1e-12f;
   void* out = nullptr;  // [rows, hidden]; may alias residual
+  // Optional [rows, hidden] E4M3 copy of out (unscaled, saturating): the next fp8 GEMM's input.
+  uint8_t* out_fp8 = nullptr;
 };
 
 Status AddLayerNorm(const AddLayerNormArgs& args, cudaStream_t stream);
