@@ -18,7 +18,7 @@ memory to L2-normalised mean-pooled vectors in host memory) after warm-up calls.
 Usage: bench_gpu.py --bench BIN [--tests BIN,BIN] [--out DIR] [--models minilm-l6,bert-base,...]
                     [--seqs 1,32,256] [--lens 32,128,512] [--seconds 1.0] [--profile]
                     [--make-model tools/make_random_model.py] [--tokenizer-from DIR]
-                    [--bench-args "--residual-in-gemm 0"]
+                    [--bench-args "--residual-in-gemm 0"] [--variants "fp16=;fp8=--fp8 1"]
 """
 import argparse
 import json
@@ -103,10 +103,10 @@ def write_model(args, name, log):
         return out, json.load(f)
 
 
-def run_sluice(args, model_dir, log):
+def run_sluice(args, model_dir, log, variant_args=""):
     cmd = [args.bench, "--model", model_dir, "--seqs", args.seqs, "--lens", args.lens,
            "--seconds", str(args.seconds), "--profile", "1" if args.profile else "0"]
-    cmd += shlex.split(args.bench_args)
+    cmd += shlex.split(args.bench_args) + shlex.split(variant_args)
     rc, out, err = sh(cmd, log, timeout=900)
     sys.stderr.write(err)
     if rc != 0:
@@ -214,6 +214,9 @@ def main():
     parser.add_argument("--tokenizer-from", default="",
                         help="BERT tokenizer files for the model directories")
     parser.add_argument("--bench-args", default="", help="extra gpu_encoder_bench flags")
+    parser.add_argument("--variants", default="fp16=",
+                        help="sluice configurations to time against the one PyTorch run, as "
+                             "NAME=FLAGS;NAME=FLAGS (e.g. \"fp16=;fp8=--fp8 1\")")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     log = open(os.path.join(args.out, "bench_gpu.log"), "w")
@@ -229,31 +232,36 @@ def main():
     for line in header:
         sys.stderr.write(line + "\n")
 
-    table = ["| model | batch x len | sluice seq/s | PyTorch seq/s | ratio | sluice TFLOP/s "
-             "| sluice ms | PyTorch ms | sluice GPU ms | PyTorch GPU ms | sluice pipelined seq/s |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    breakdown = ["| model | batch x len | op | calls | ms | share, rate |",
-                 "| --- | --- | --- | ---: | ---: | --- |"]
+    variants = [v.split("=", 1) for v in args.variants.split(";") if v]
+    table = ["| model | sluice | batch x len | sluice seq/s | PyTorch seq/s | ratio | "
+             "sluice TFLOP/s | sluice ms | PyTorch ms | sluice GPU ms | PyTorch GPU ms | "
+             "sluice pipelined seq/s |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    breakdown = ["| model | sluice | batch x len | op | calls | ms | share, rate |",
+                 "| --- | --- | --- | --- | ---: | ---: | --- |"]
     for name in args.models.split(","):
         t0 = time.perf_counter()
         model_dir, config = write_model(args, name, log)
         sys.stderr.write(f"{name}: model written in {time.perf_counter() - t0:.1f} s\n")
-        ours, profiles = run_sluice(args, model_dir, log)
+        results = [(v, *run_sluice(args, model_dir, log, flags)) for v, flags in variants]
         theirs = {} if args.no_torch else run_torch(model_dir, args, log)
-        for key in sorted(ours, key=lambda k: (k[1], k[0])):
-            seqs, length = key
-            o = ours[key]
-            t = theirs.get(key, dict(wall_ms=float("nan"), gpu_ms=float("nan")))
-            tflops = flops(config, seqs, length) / (o["wall_ms"] * 1e-3) / 1e12
-            table.append(
-                f"| {name} | {seqs} x {length} | {seqs / o['wall_ms'] * 1e3:.0f} | "
-                f"{seqs / t['wall_ms'] * 1e3:.0f} | {t['wall_ms'] / o['wall_ms']:.2f} | "
-                f"{tflops:.0f} | {o['wall_ms']:.3f} | {t['wall_ms']:.3f} | {o['gpu_ms']:.3f} | "
-                f"{t['gpu_ms']:.3f} | {seqs / o['pipelined_ms'] * 1e3:.0f} |")
-        max_seqs = max(map(int, args.seqs.split(",")))
-        for key in sorted(profiles, key=lambda k: (k[1], k[0])):
-            if key[0] == max_seqs:
-                breakdown += profile_lines(name, config, key, profiles[key])
+        for variant, ours, profiles in results:
+            for key in sorted(ours, key=lambda k: (k[1], k[0])):
+                seqs, length = key
+                o = ours[key]
+                t = theirs.get(key, dict(wall_ms=float("nan"), gpu_ms=float("nan")))
+                tflops = flops(config, seqs, length) / (o["wall_ms"] * 1e-3) / 1e12
+                table.append(
+                    f"| {name} | {variant} | {seqs} x {length} | {seqs / o['wall_ms'] * 1e3:.0f} | "
+                    f"{seqs / t['wall_ms'] * 1e3:.0f} | {t['wall_ms'] / o['wall_ms']:.2f} | "
+                    f"{tflops:.0f} | {o['wall_ms']:.3f} | {t['wall_ms']:.3f} | "
+                    f"{o['gpu_ms']:.3f} | {t['gpu_ms']:.3f} | "
+                    f"{seqs / o['pipelined_ms'] * 1e3:.0f} |")
+            max_seqs = max(map(int, args.seqs.split(",")))
+            for key in sorted(profiles, key=lambda k: (k[1], k[0])):
+                if key[0] == max_seqs:
+                    breakdown += profile_lines(f"{name} | {variant}", config, key,
+                                               profiles[key])
         log.flush()
     text = "\n".join(header + ["", *table, "", *breakdown])
     print(text)

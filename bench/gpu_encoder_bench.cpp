@@ -13,7 +13,7 @@
 //                          [--lens 32,128,512] [--seconds S] [--graph-max-tokens N]
 //                          [--tune-candidates N] [--residual-in-gemm 0|1]
 //                          [--out-bias-in-ln 0|1] [--qkv-bias-in-attention 0|1]
-//                          [--profile 0|1] [--gemm-sweep N]
+//                          [--profile 0|1] [--gemm-sweep N] [--fp8 0|1] [--fp8-fast 0|1]
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -198,6 +198,8 @@ int Run(int argc, char** argv) {
     if (flag == "--seconds") seconds = std::atof(value);
     if (flag == "--graph-max-tokens") options.graph_max_tokens = std::strtoul(value, nullptr, 10);
     if (flag == "--tune-candidates") options.gemm_tune_candidates = std::atoi(value);
+    if (flag == "--fp8") options.fp8_gemms = std::atoi(value) != 0;
+    if (flag == "--fp8-fast") options.fp8_fast_accum = std::atoi(value) != 0;
     if (flag == "--residual-in-gemm") options.residual_in_gemm = std::atoi(value) != 0;
     if (flag == "--out-bias-in-ln") options.out_bias_in_layernorm = std::atoi(value) != 0;
     if (flag == "--qkv-bias-in-attention") options.qkv_bias_in_attention = std::atoi(value) != 0;
@@ -209,7 +211,7 @@ int Run(int argc, char** argv) {
                "usage: gpu_encoder_bench --model DIR [--dtype f16|bf16] [--seqs 1,32,256] "
                "[--lens 32,128,512] [--seconds S] [--graph-max-tokens N] [--tune-candidates N] "
                "[--residual-in-gemm 0|1] [--out-bias-in-ln 0|1] [--qkv-bias-in-attention 0|1] "
-               "[--profile 0|1] [--gemm-sweep N]\n");
+               "[--profile 0|1] [--gemm-sweep N] [--fp8 0|1] [--fp8-fast 0|1]\n");
     return 2;
   }
   auto dir = ModelDir::Open(model_dir);

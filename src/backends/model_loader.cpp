@@ -109,8 +109,11 @@ StatusOr<std::unique_ptr<Backend>> CreateBackend(const LoadOptions& options,
   cuda.gpu_memory_limit = options.gpu_memory_limit;
   if (options.gpu_dtype == "bf16") {
     cuda.dtype = cuda::CudaDType::kBF16;
+  } else if (options.gpu_dtype == "fp8") {
+    cuda.fp8_gemms = true;
   } else if (options.gpu_dtype != "fp16") {
-    return InvalidArgument("unknown GPU dtype '" + options.gpu_dtype + "' (expected fp16 or bf16)");
+    return InvalidArgument("unknown GPU dtype '" + options.gpu_dtype +
+                           "' (expected fp16, bf16 or fp8)");
   }
   SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<cuda::CudaBackend> backend,
                           cuda::CudaBackend::Create(config, weights, pooling, cuda));

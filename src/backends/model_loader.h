@@ -36,7 +36,8 @@ struct LoadOptions {
   std::filesystem::path model_dir;
   DeviceSpec device;
   int cpu_threads = 0;  // 0 = all cores
-  // GPU only: "fp16" or "bf16" compute, and the most device memory to take (0 = what is free).
+  // GPU only: "fp16", "bf16" or "fp8" (fp16 with fp8 GEMMs) compute, and the most device memory
+  // to take (0 = what is free).
   std::string gpu_dtype = "fp16";
   size_t gpu_memory_limit = 0;
   BatchLimits limits;

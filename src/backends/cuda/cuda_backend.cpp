@@ -10,6 +10,7 @@
 #include "backends/cuda/kernels/add_layernorm.cuh"
 #include "backends/cuda/kernels/attention.cuh"
 #include "backends/cuda/kernels/embedding_layernorm.cuh"
+#include "backends/cuda/kernels/fp8_quantize.cuh"
 #include "backends/cuda/kernels/pooling.cuh"
 
 namespace sluice::cuda {
@@ -68,6 +69,15 @@ StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const EncoderConfig& 
     return Unimplemented("the CUDA backend has no SiLU feed-forward epilogue");
   }
 
+  if (options.fp8_gemms && (options.dtype != CudaDType::kF16 || options.residual_in_gemm)) {
+    return InvalidArgument(
+        "fp8 GEMMs run with fp16 activations and the residual added in the LayerNorm");
+  }
+  if (options.fp8_gemms && (config.hidden_size % 16 != 0 || config.intermediate_size % 16 != 0)) {
+    return Unimplemented(fmt::format(
+        "fp8 GEMMs need hidden and intermediate sizes that are multiples of 16, not {} and {}",
+        config.hidden_size, config.intermediate_size));
+  }
   // Bad weights are the caller's error whether or not a GPU is present.
   SLUICE_RETURN_IF_ERROR(DeviceWeights::Check(config, weights));
 
@@ -84,6 +94,19 @@ StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const EncoderConfig& 
   SLUICE_ASSIGN_OR_RETURN(backend->gemm_,
                           LtGemm::Create(backend->lt_handle_.get(), backend->gemm_workspace_.data(),
                                          backend->gemm_workspace_.bytes()));
+  if (options.fp8_gemms) {
+    int major = 0, minor = 0;
+    SLUICE_CUDA_RETURN_IF_ERROR(
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, options.device));
+    SLUICE_CUDA_RETURN_IF_ERROR(
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, options.device));
+    if (major * 10 + minor < 89) {
+      return Unimplemented(
+          fmt::format("fp8 GEMMs need a GPU of compute capability 8.9 or newer; device {} is {}.{}",
+                      options.device, major, minor));
+    }
+    SLUICE_RETURN_IF_ERROR(backend->QuantizeWeights());
+  }
   backend->gemm_->set_autotune(options.autotune_gemms);
   backend->gemm_->set_tune_candidates(options.gemm_tune_candidates);
   for (Slot& slot : backend->slots_) {
@@ -93,6 +116,37 @@ StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const EncoderConfig& 
     SLUICE_ASSIGN_OR_RETURN(slot.stop, CudaEvent::Create());
   }
   return backend;
+}
+
+Status CudaBackend::QuantizeWeights() {
+  const auto h = static_cast<size_t>(config_.hidden_size);
+  const auto inter = static_cast<size_t>(config_.intermediate_size);
+  const size_t qkv = DeviceArena::AlignUp(3 * h * h);
+  const size_t ffn = DeviceArena::AlignUp(inter * h);
+  // cuBLASLt wants each scale 16-byte aligned.
+  constexpr size_t kScaleStride = 16;
+  const size_t scales = DeviceArena::AlignUp(3 * kScaleStride);
+  const size_t per_layer = qkv + 2 * ffn + scales;
+  SLUICE_ASSIGN_OR_RETURN(fp8_weight_buffer_, arena_->Allocate(per_layer * weights_.layers.size()));
+  auto* base = static_cast<std::byte*>(fp8_weight_buffer_.data());
+  for (const DeviceLayerWeights& layer : weights_.layers) {
+    auto* at = base + per_layer * fp8_layers_.size();
+    auto* q = reinterpret_cast<uint8_t*>(at);
+    auto* fi = reinterpret_cast<uint8_t*>(at + qkv);
+    auto* fo = reinterpret_cast<uint8_t*>(at + qkv + ffn);
+    auto* qs = reinterpret_cast<float*>(at + qkv + 2 * ffn);
+    auto* fis = reinterpret_cast<float*>(at + qkv + 2 * ffn + kScaleStride);
+    auto* fos = reinterpret_cast<float*>(at + qkv + 2 * ffn + 2 * kScaleStride);
+    cudaStream_t s = stream_.get();
+    SLUICE_RETURN_IF_ERROR(
+        QuantizeWeightE4m3(options_.dtype, layer.qkv_weight, 3 * h * h, qs, q, s));
+    SLUICE_RETURN_IF_ERROR(
+        QuantizeWeightE4m3(options_.dtype, layer.ffn_in_weight, inter * h, fis, fi, s));
+    SLUICE_RETURN_IF_ERROR(
+        QuantizeWeightE4m3(options_.dtype, layer.ffn_out_weight, h * inter, fos, fo, s));
+    fp8_layers_.push_back({q, fi, fo, qs, fis, fos});
+  }
+  return stream_.Synchronize();
 }
 
 CudaBackend::~CudaBackend() {
@@ -143,8 +197,9 @@ Status CudaBackend::AllocateWorkspaces(const BatchLimits& limits) {
   const size_t activation_bytes = tokens * h * 2;
   const size_t pooled_bytes = sequences * h * sizeof(float);
   size_t total = 0;
+  const size_t fp8_bytes = options_.fp8_gemms ? tokens * h : 0;
   for (size_t bytes : {activation_bytes, tokens * wide * 2, activation_bytes, activation_bytes,
-                       inputs.bytes, pooled_bytes}) {
+                       inputs.bytes, pooled_bytes, fp8_bytes}) {
     total += DeviceArena::AlignUp(bytes);
   }
   // Nothing may still run on the buffers about to go; graphs hold pointers into them.
@@ -166,6 +221,10 @@ Status CudaBackend::AllocateWorkspaces(const BatchLimits& limits) {
   SLUICE_ASSIGN_OR_RETURN(proj_, workspace_.TakeBytes(activation_bytes));
   SLUICE_ASSIGN_OR_RETURN(inputs_, workspace_.Take<std::byte>(inputs.bytes));
   SLUICE_ASSIGN_OR_RETURN(pooled_, workspace_.Take<float>(sequences * h));
+  hidden_fp8_ = nullptr;
+  if (options_.fp8_gemms) {
+    SLUICE_ASSIGN_OR_RETURN(hidden_fp8_, workspace_.Take<uint8_t>(fp8_bytes));
+  }
   for (Slot& slot : slots_) {
     SLUICE_ASSIGN_OR_RETURN(slot.host_in, PinnedHostBuffer::Create(inputs.bytes));
     SLUICE_ASSIGN_OR_RETURN(slot.device_in, arena_->Allocate(inputs.bytes));
@@ -545,6 +604,11 @@ Status CudaBackend::EnqueueForward(const ForwardShape& shape, cudaStream_t strea
   embed.eps = config_.layer_norm_eps;
   embed.out = hidden_;
   SLUICE_RETURN_IF_ERROR(EmbeddingLayerNorm(embed, stream));
+  const bool fp8 = options_.fp8_gemms;
+  if (fp8) {
+    SLUICE_RETURN_IF_ERROR(
+        ConvertToE4m3(dtype, hidden_, static_cast<size_t>(tokens) * h, hidden_fp8_, stream));
+  }
   SLUICE_RETURN_IF_ERROR(mark("embedding+layernorm"));
 
   auto linear = [&](const void* x, const void* w, const void* bias, void* y, int in, int out_f,
@@ -560,6 +624,26 @@ Status CudaBackend::EnqueueForward(const ForwardShape& shape, cudaStream_t strea
     args.y = y;
     args.epilogue = epilogue;
     args.residual = residual;
+    return gemm_->Linear(args, stream);
+  };
+  // fp8: x and w in E4M3 with w's scale; y in E4M3 too when y_fp8.
+  auto linear_fp8 = [&](const uint8_t* x, const uint8_t* w, const float* w_scale, const void* bias,
+                        void* y, int in, int out_f, GemmEpilogue epilogue, bool y_fp8) {
+    LinearArgs args;
+    args.dtype = dtype;
+    args.rows = tokens;
+    args.in_features = in;
+    args.out_features = out_f;
+    args.x = x;
+    args.w = w;
+    args.bias = bias;
+    args.y = y;
+    args.epilogue = epilogue;
+    args.fp8 = true;
+    args.w_scale = w_scale;
+    args.y_fp8 = y_fp8;
+    args.fast_accum = options_.fp8_fast_accum;
+    args.c_unused = proj_;  // free while the feed-forward input GEMM runs
     return gemm_->Linear(args, stream);
   };
   const bool residual_in_gemm = options_.residual_in_gemm;
@@ -578,6 +662,7 @@ Status CudaBackend::EnqueueForward(const ForwardShape& shape, cudaStream_t strea
     args.beta = beta;
     args.eps = config_.layer_norm_eps;
     args.out = hidden_;
+    args.out_fp8 = hidden_fp8_;
     return AddLayerNorm(args, stream);
   };
 
@@ -596,10 +681,18 @@ Status CudaBackend::EnqueueForward(const ForwardShape& shape, cudaStream_t strea
   attention.max_tiles = shape.max_tiles;
 
   const int inter = config_.intermediate_size;
-  for (const DeviceLayerWeights& layer : weights_.layers) {
+  for (size_t l = 0; l < weights_.layers.size(); ++l) {
+    const DeviceLayerWeights& layer = weights_.layers[l];
     const bool qkv_bias_late = options_.qkv_bias_in_attention;
-    SLUICE_RETURN_IF_ERROR(linear(hidden_, layer.qkv_weight, layer.qkv_bias, scratch_, h, 3 * h,
-                                  qkv_bias_late ? GemmEpilogue::kNone : GemmEpilogue::kBias));
+    const GemmEpilogue qkv_epilogue = qkv_bias_late ? GemmEpilogue::kNone : GemmEpilogue::kBias;
+    if (fp8) {
+      const Fp8LayerWeights& q = fp8_layers_[l];
+      SLUICE_RETURN_IF_ERROR(linear_fp8(hidden_fp8_, q.qkv, q.qkv_scale, layer.qkv_bias, scratch_,
+                                        h, 3 * h, qkv_epilogue, false));
+    } else {
+      SLUICE_RETURN_IF_ERROR(
+          linear(hidden_, layer.qkv_weight, layer.qkv_bias, scratch_, h, 3 * h, qkv_epilogue));
+    }
     attention.qkv_bias = qkv_bias_late ? layer.qkv_bias : nullptr;
     SLUICE_RETURN_IF_ERROR(mark("qkv_gemm"));
     SLUICE_RETURN_IF_ERROR(FusedAttention(attention, stream));
@@ -610,11 +703,22 @@ Status CudaBackend::EnqueueForward(const ForwardShape& shape, cudaStream_t strea
     SLUICE_RETURN_IF_ERROR(
         add_layernorm(layer.attn_out_bias, layer.attn_ln_weight, layer.attn_ln_bias));
     SLUICE_RETURN_IF_ERROR(mark("attn_layernorm"));
-    SLUICE_RETURN_IF_ERROR(linear(hidden_, layer.ffn_in_weight, layer.ffn_in_bias, scratch_, h,
-                                  inter, FfnEpilogue(config_.activation)));
-    SLUICE_RETURN_IF_ERROR(mark("ffn_in_gemm"));
-    SLUICE_RETURN_IF_ERROR(linear(scratch_, layer.ffn_out_weight, layer.ffn_out_bias, proj_, inter,
-                                  h, out_epilogue, gemm_residual));
+    if (fp8) {
+      // The activation's output goes straight to E4M3: the next GEMM's input, half the bytes.
+      const Fp8LayerWeights& q = fp8_layers_[l];
+      SLUICE_RETURN_IF_ERROR(linear_fp8(hidden_fp8_, q.ffn_in, q.ffn_in_scale, layer.ffn_in_bias,
+                                        scratch_, h, inter, FfnEpilogue(config_.activation), true));
+      SLUICE_RETURN_IF_ERROR(mark("ffn_in_gemm"));
+      SLUICE_RETURN_IF_ERROR(linear_fp8(static_cast<const uint8_t*>(scratch_), q.ffn_out,
+                                        q.ffn_out_scale, layer.ffn_out_bias, proj_, inter, h,
+                                        out_epilogue, false));
+    } else {
+      SLUICE_RETURN_IF_ERROR(linear(hidden_, layer.ffn_in_weight, layer.ffn_in_bias, scratch_, h,
+                                    inter, FfnEpilogue(config_.activation)));
+      SLUICE_RETURN_IF_ERROR(mark("ffn_in_gemm"));
+      SLUICE_RETURN_IF_ERROR(linear(scratch_, layer.ffn_out_weight, layer.ffn_out_bias, proj_,
+                                    inter, h, out_epilogue, gemm_residual));
+    }
     SLUICE_RETURN_IF_ERROR(mark("ffn_out_gemm"));
     SLUICE_RETURN_IF_ERROR(
         add_layernorm(layer.ffn_out_bias, layer.ffn_ln_weight, layer.ffn_ln_bias));

@@ -49,6 +49,13 @@ struct CudaBackendOptions {
   bool out_bias_in_layernorm = true;
   // Leave the Q/K/V bias out of the fused projection's GEMM; attention applies it exactly.
   bool qkv_bias_in_attention = true;
+  // fp8 GEMMs (needs fp16 `dtype` and an sm_89+ GPU): the QKV and feed-forward projections take
+  // E4M3 weights (one scale per tensor) and E4M3 activations; attention, LayerNorms, the
+  // residual stream and the attention output projection stay in fp16.
+  bool fp8_gemms = false;
+  // With fp8_gemms: let the tensor cores accumulate without float32 promotion (faster, less
+  // accurate).
+  bool fp8_fast_accum = false;
 };
 
 // GPU time of one kind of op in a forward pass (CudaBackend::ProfileForward).
@@ -160,6 +167,18 @@ class CudaBackend final : public Backend {
   CudaStream copy_stream_;  // uploads
   CublasLtHandle lt_handle_;
   DeviceWeights weights_;
+  // fp8_gemms: E4M3 copies of each layer's QKV and feed-forward weights and their scales.
+  struct Fp8LayerWeights {
+    const uint8_t* qkv = nullptr;
+    const uint8_t* ffn_in = nullptr;
+    const uint8_t* ffn_out = nullptr;
+    const float* qkv_scale = nullptr;
+    const float* ffn_in_scale = nullptr;
+    const float* ffn_out_scale = nullptr;
+  };
+  Status QuantizeWeights();
+  DeviceBuffer fp8_weight_buffer_;
+  std::vector<Fp8LayerWeights> fp8_layers_;
   DeviceBuffer gemm_workspace_;
   std::unique_ptr<LtGemm> gemm_;
 
@@ -167,13 +186,14 @@ class CudaBackend final : public Backend {
   bool warmed_up_ = false;
   BatchLimits limits_;
   DeviceRegion workspace_;
-  void* hidden_ = nullptr;       // [tokens, hidden]: the residual stream
-  void* scratch_ = nullptr;      // [tokens, max(3 * hidden, intermediate)]: QKV, then FFN inner
-  void* context_ = nullptr;      // [tokens, hidden]: attention output
-  void* proj_ = nullptr;         // [tokens, hidden]: output projections before the residual
-  std::byte* inputs_ = nullptr;  // the current forward pass's inputs (InputLayout)
-  float* pooled_ = nullptr;      // [sequences, hidden]
-  std::vector<Bucket> buckets_;  // ascending token counts; graphs captured at Warmup()
+  void* hidden_ = nullptr;         // [tokens, hidden]: the residual stream
+  void* scratch_ = nullptr;        // [tokens, max(3 * hidden, intermediate)]: QKV, then FFN inner
+  void* context_ = nullptr;        // [tokens, hidden]: attention output
+  void* proj_ = nullptr;           // [tokens, hidden]: output projections before the residual
+  uint8_t* hidden_fp8_ = nullptr;  // fp8_gemms: [tokens, hidden] E4M3 copy of hidden_
+  std::byte* inputs_ = nullptr;    // the current forward pass's inputs (InputLayout)
+  float* pooled_ = nullptr;        // [sequences, hidden]
+  std::vector<Bucket> buckets_;    // ascending token counts; graphs captured at Warmup()
   std::array<Slot, kSlots> slots_;
   uint64_t next_ticket_ = 0;   // ticket of the next Submit(); its slot is ticket % kSlots
   uint64_t next_collect_ = 0;  // oldest uncollected ticket

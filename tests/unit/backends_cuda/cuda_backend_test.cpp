@@ -370,6 +370,67 @@ INSTANTIATE_TEST_SUITE_P(Models, CudaBackendTest,
                                             ::testing::Values(CudaDType::kF16, CudaDType::kBF16)),
                          ModelName);
 
+// fp8 GEMMs: E4M3 rounding (2^-4 relative) in four of the six products per layer, so the
+// tolerance is wider; a sequence's vector still must not depend on its batch.
+class CudaBackendFp8Test : public ::testing::TestWithParam<ModelCase> {};
+
+TEST_P(CudaBackendFp8Test, StaysCloseToTheDoubleForwardAndBatchingIsInvisible) {
+  SLUICE_SKIP_WITHOUT_GPU();
+  if (!testing::GpuComputeCapabilityAtLeast(89)) GTEST_SKIP() << "no fp8 tensor cores";
+  const ModelCase& model_case = GetParam();
+  const uint32_t seed = testing::FreshSeed();
+  SCOPED_TRACE(fmt::format("seed {}", seed));
+  std::mt19937 rng(seed);
+  RandomModel model(model_case.config, model_case.storage, seed);
+  const Batch batch = MakeBatch(model_case.config, model_case.lengths, rng);
+  const std::vector<double> ref = model.Forward(batch, model_case.pooling);
+  for (const bool fast : {false, true}) {
+    SCOPED_TRACE(fmt::format("fast accumulation: {}", fast));
+    CudaBackendOptions options;
+    options.fp8_gemms = true;
+    options.fp8_fast_accum = fast;
+    auto backend =
+        CudaBackend::Create(model_case.config, model.weights(), model_case.pooling, options);
+    ASSERT_TRUE(backend.ok()) << backend.status().ToString();
+    CudaBackend& b = **backend;
+    ASSERT_TRUE(b.Warmup(SmallLimits()).ok());
+    std::vector<float> out;
+    const Status status = b.Embed(batch, &out);
+    ASSERT_TRUE(status.ok()) << status.ToString();
+    const size_t h = size_t(model_case.config.hidden_size);
+    for (size_t s = 0; s < batch.num_sequences(); ++s) {
+      SCOPED_TRACE(fmt::format("sequence {} of {} tokens", s, model_case.lengths[s]));
+      EXPECT_LT(
+          RelativeError(Row(out, s, h), Row(std::vector<float>(ref.begin(), ref.end()), s, h)),
+          0.1);
+      std::vector<float> single;
+      ASSERT_TRUE(b.Embed(Slice(batch, s), &single).ok());
+      EXPECT_LT(RelativeError(Row(single, 0, h), Row(out, s, h)), 1e-2);
+    }
+    EXPECT_TRUE(b.Health().ok());
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, CudaBackendFp8Test, ::testing::ValuesIn(kModels),
+                         [](const ::testing::TestParamInfo<ModelCase>& p) {
+                           return std::string(p.param.name);
+                         });
+
+TEST(CudaBackendCreateTest, RejectsFp8WithBf16OrTheResidualInTheGemm) {
+  RandomModel model(BertLike(), DType::kF32, 1);
+  CudaBackendOptions options;
+  options.fp8_gemms = true;
+  options.dtype = CudaDType::kBF16;
+  auto bf16 = CudaBackend::Create(BertLike(), model.weights(), Pooling::kMean, options);
+  ASSERT_FALSE(bf16.ok());
+  EXPECT_EQ(bf16.status().code(), StatusCode::kInvalidArgument) << bf16.status().ToString();
+  options.dtype = CudaDType::kF16;
+  options.residual_in_gemm = true;
+  auto residual = CudaBackend::Create(BertLike(), model.weights(), Pooling::kMean, options);
+  ASSERT_FALSE(residual.ok());
+  EXPECT_EQ(residual.status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(CudaBackendCreateTest, RejectsArchitecturesWithoutKernels) {
   RandomModel model(BertLike(), DType::kF32, 1);
   EncoderConfig config = BertLike();
