@@ -107,6 +107,8 @@ StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const EncoderConfig& 
     }
     SLUICE_RETURN_IF_ERROR(backend->QuantizeWeights());
   }
+  SLUICE_CUDA_RETURN_IF_ERROR(
+      cudaDeviceGetAttribute(&backend->sm_count_, cudaDevAttrMultiProcessorCount, options.device));
   backend->gemm_->set_autotune(options.autotune_gemms);
   backend->gemm_->set_tune_candidates(options.gemm_tune_candidates);
   for (Slot& slot : backend->slots_) {
@@ -421,7 +423,14 @@ void CudaBackend::Pack(const Batch& batch, const ForwardShape& shape, std::byte*
   std::memcpy(cu, batch.cu_seqlens.data(), (sequences + 1) * sizeof(int32_t));
   std::fill_n(cu + sequences + 1, static_cast<size_t>(shape.sequences) - sequences,
               static_cast<int32_t>(tokens));
-  *num_tiles = AppendAttentionTiles(batch.cu_seqlens.data(), static_cast<int>(sequences), tiles);
+  // Half (64-row) attention tiles when full ones would not fill the GPU once: twice the blocks,
+  // each done sooner. The kernel covers a half tile with one m-tile per warp (head sizes <= 64).
+  const int n = static_cast<int>(sequences);
+  const bool half =
+      config_.head_dim() <= 64 &&
+      CountAttentionTiles(batch.cu_seqlens.data(), n, false) * config_.num_heads < sm_count_ &&
+      CountAttentionTiles(batch.cu_seqlens.data(), n, true) <= shape.max_tiles;
+  *num_tiles = AppendAttentionTiles(batch.cu_seqlens.data(), n, tiles, half);
   std::memcpy(normalize, batch.normalize.data(), sequences);
   std::fill_n(normalize + sequences, static_cast<size_t>(shape.sequences) - sequences, 0);
 }

@@ -181,6 +181,7 @@ class CudaBackend final : public Backend {
   std::vector<Fp8LayerWeights> fp8_layers_;
   DeviceBuffer gemm_workspace_;
   std::unique_ptr<LtGemm> gemm_;
+  int sm_count_ = 0;  // multiprocessors: small batches split attention tiles below one wave
 
   // Workspaces sized from the BatchLimits given to Warmup().
   bool warmed_up_ = false;

@@ -787,6 +787,21 @@ TEST_P(FusedAttentionTest, MatchesReference) {
   ASSERT_TRUE(FusedAttention(listed, env.stream()).ok());
   const auto listed_out = env.Download16(listed.out, size_t(tokens) * hidden, dtype);
 
+  // Half (64-row) tiles, as small batches run them (head sizes up to 64).
+  std::vector<double> half_out;
+  if (c.head_dim <= 64) {
+    const int half_tiles = CountAttentionTiles(padded_cu.data(), slots, true);
+    std::vector<int32_t> half_list(2 * size_t(half_tiles), -1);
+    ASSERT_EQ(AppendAttentionTiles(padded_cu.data(), slots, half_list.data(), true), half_tiles);
+    AttentionArgs halved = listed;
+    halved.tiles = static_cast<const int32_t*>(env.Upload(half_list));
+    halved.num_tiles = static_cast<const int32_t*>(env.Upload(std::vector<int32_t>{half_tiles}));
+    halved.max_tiles = half_tiles;
+    halved.out = env.Poisoned(size_t(tokens) * hidden * 2);
+    ASSERT_TRUE(FusedAttention(halved, env.stream()).ok());
+    half_out = env.Download16(halved.out, size_t(tokens) * hidden, dtype);
+  }
+
   std::vector<double> ref(size_t(tokens) * hidden);
   for (size_t s = 0; s + 1 < cu.size(); ++s) {
     for (int h = 0; h < c.heads; ++h) {
@@ -815,6 +830,9 @@ TEST_P(FusedAttentionTest, MatchesReference) {
   }
   EXPECT_LT(RelativeError(out, ref), Tolerance(dtype));
   EXPECT_LT(RelativeError(listed_out, ref), Tolerance(dtype));
+  if (!half_out.empty()) {
+    EXPECT_LT(RelativeError(half_out, ref), Tolerance(dtype));
+  }
 }
 
 std::string AttentionName(const ::testing::TestParamInfo<std::tuple<AttentionCase, CudaDType>>& p) {
@@ -864,6 +882,16 @@ TEST(AttentionTilesTest, ListsEveryQueryTileOfEverySequence) {
   EXPECT_EQ(MaxAttentionTiles(10, 4), 4);  // one tile per short sequence
   EXPECT_EQ(MaxAttentionTiles(3, 8), 3);   // never more tiles than tokens
   EXPECT_EQ(MaxAttentionTiles(640, 2), 640 / kAttentionQueryTile + 2);
+  EXPECT_EQ(CountAttentionTiles(cu.data(), 5, false), 5);
+
+  // Half tiles: 64 rows each, flagged.
+  const int32_t H = kAttentionHalfTileBit;
+  const int halves = AppendAttentionTiles(cu.data(), 5, tiles.data(), true);
+  const std::vector<int32_t> expected_halves = {0, H, 2, H,         2, H | T / 2, 2, H | T,
+                                                3, H, 3, H | T / 2, 3, H | T,     3, H | 3 * T / 2};
+  ASSERT_EQ(halves, 8);
+  EXPECT_EQ(CountAttentionTiles(cu.data(), 5, true), 8);
+  EXPECT_EQ(std::vector<int32_t>(tiles.begin(), tiles.begin() + 2 * halves), expected_halves);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -362,10 +362,13 @@ __global__ void __launch_bounds__(Shape<D>::kThreads)
   extern __shared__ __align__(128) unsigned char smem[];
   int seq = 0;
   int q0 = 0;
+  bool half = false;
   if (args.tiles != nullptr) {
     if (static_cast<int>(blockIdx.x) >= *args.num_tiles) return;
     seq = args.tiles[2 * blockIdx.x];
     q0 = args.tiles[2 * blockIdx.x + 1];
+    half = (q0 & kAttentionHalfTileBit) != 0;
+    q0 &= ~kAttentionHalfTileBit;
   } else {
     seq = blockIdx.z;
     q0 = blockIdx.x * kBlockM;
@@ -375,7 +378,9 @@ __global__ void __launch_bounds__(Shape<D>::kThreads)
   const int len = args.cu_seqlens[seq + 1] - begin;
   if (q0 >= len) return;
   constexpr int kMT = Shape<D>::kMTiles;
-  if (kMT > 1 && len - q0 <= 16 * Shape<D>::kWarps) {
+  // One m-tile per warp covers 16 * kWarps = 64 rows (head sizes up to 64): a half tile, or
+  // the end of a sequence.
+  if (kMT > 1 && (half || len - q0 <= 16 * Shape<D>::kWarps)) {
     AttendTile<T, D, 1>(args, scale_log2, head, begin, len, q0, smem);
   } else {
     AttendTile<T, D, kMT>(args, scale_log2, head, begin, len, q0, smem);
@@ -415,16 +420,27 @@ Status Dispatch(const AttentionArgs& args, cudaStream_t stream) {
 
 }  // namespace
 
-int AppendAttentionTiles(const int32_t* cu_seqlens, int num_sequences, int32_t* tiles) {
+int AppendAttentionTiles(const int32_t* cu_seqlens, int num_sequences, int32_t* tiles,
+                         bool half_tiles) {
+  const int rows = half_tiles ? kBlockM / 2 : kBlockM;
+  const int32_t flag = half_tiles ? kAttentionHalfTileBit : 0;
   int n = 0;
   for (int s = 0; s < num_sequences; ++s) {
     const int len = cu_seqlens[s + 1] - cu_seqlens[s];
-    for (int q0 = 0; q0 < len; q0 += kBlockM) {
+    for (int q0 = 0; q0 < len; q0 += rows) {
       tiles[2 * n] = s;
-      tiles[2 * n + 1] = q0;
+      tiles[2 * n + 1] = q0 | flag;
       ++n;
     }
   }
+  return n;
+}
+
+int CountAttentionTiles(const int32_t* cu_seqlens, int num_sequences, bool half_tiles) {
+  const int rows = half_tiles ? kBlockM / 2 : kBlockM;
+  int n = 0;
+  for (int s = 0; s < num_sequences; ++s)
+    n += (cu_seqlens[s + 1] - cu_seqlens[s] + rows - 1) / rows;
   return n;
 }
 

@@ -16,6 +16,9 @@ namespace sluice::cuda {
 
 // Query rows handled by one block of the attention kernel (one work tile).
 inline constexpr int kAttentionQueryTile = 128;
+// Half tiles: a work-list entry whose first row carries this bit covers 64 query rows (head
+// sizes up to 64 only). Small batches use them to spread the work over twice the blocks.
+inline constexpr int32_t kAttentionHalfTileBit = int32_t{1} << 30;
 
 struct AttentionArgs {
   CudaDType dtype = CudaDType::kF16;
@@ -31,16 +34,21 @@ struct AttentionArgs {
   const int32_t* cu_seqlens = nullptr;  // device, [num_sequences + 1]
   float scale = 0.0f;                   // usually 1 / sqrt(head_dim)
   void* out = nullptr;                  // [tokens, num_heads * head_dim]
-  // Optional work list (device): pairs (sequence, first query row), *num_tiles of them valid,
-  // at most max_tiles. With it the grid has max_tiles x num_heads blocks whatever the batch,
-  // so one launch can be replayed from a CUDA graph for batches of different shapes.
+  // Optional work list (device): pairs (sequence, first query row, or'ed with
+  // kAttentionHalfTileBit for a 64-row tile), *num_tiles of them valid, at most max_tiles. With it
+  // the grid has max_tiles x num_heads blocks whatever the batch, so one launch can be replayed
+  // from a CUDA graph for batches of different shapes.
   const int32_t* tiles = nullptr;
   const int32_t* num_tiles = nullptr;
   int max_tiles = 0;
 };
 
 // Appends the work list of a batch (see AttentionArgs::tiles) to `tiles`; returns its length.
-int AppendAttentionTiles(const int32_t* cu_seqlens, int num_sequences, int32_t* tiles);
+// With `half_tiles`, every tile covers 64 rows (at most twice as many tiles).
+int AppendAttentionTiles(const int32_t* cu_seqlens, int num_sequences, int32_t* tiles,
+                         bool half_tiles = false);
+// The number of tiles AppendAttentionTiles would list.
+int CountAttentionTiles(const int32_t* cu_seqlens, int num_sequences, bool half_tiles);
 // Most tiles a batch of `tokens` tokens in at most `sequences` sequences can need.
 int MaxAttentionTiles(int tokens, int sequences);
 
