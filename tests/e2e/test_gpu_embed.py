@@ -64,3 +64,12 @@ def test_gpu_matches_sentence_transformers(sluice_bin, gpu_model, dtype):
     print(f"GPU {dtype} batched vs single: min cosine {batched_cos.min():.7f}, "
           f"max abs diff {np.abs(single - vectors[:40]).max():.2e}")
     assert batched_cos.min() >= 0.99999
+
+
+def test_gpu_memory_limit_too_small_is_a_clear_error(sluice_bin, gpu_model):
+    proc = subprocess.run([str(sluice_bin), "embed", "--model", str(gpu_model), "--device", "cuda",
+                           "--gpu-memory-limit", "1MiB"], input=b"x\n", capture_output=True,
+                          timeout=600)
+    err = proc.stderr.decode()
+    assert proc.returncode != 0 and proc.stdout == b"", err
+    assert err.startswith("sluice: error:") and "limit" in err.lower(), err
