@@ -2,8 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <cstdlib>
+#include <string_view>
+
 #include "backends/cpu/packed_gemm_avx512.h"
 #include "common/check.h"
+#include "common/logging.h"
 
 namespace sluice::cpu {
 
@@ -37,6 +41,19 @@ bool PackedGemmSupported() {
     return __builtin_cpu_supports("avx512f") != 0 && __builtin_cpu_supports("fma") != 0;
   }();
   return supported;
+}
+
+bool UsePackedGemm() {
+  static const bool use = [] {
+    const char* env = std::getenv("SLUICE_CPU_GEMM");
+    const bool forced_blas = env != nullptr && std::string_view(env) == "openblas";
+    const bool packed = PackedGemmSupported() && !forced_blas;
+    SLUICE_LOG_INFO("cpu linear layers: {}", packed        ? "packed AVX-512 GEMM"
+                                             : forced_blas ? "OpenBLAS (SLUICE_CPU_GEMM=openblas)"
+                                                           : "OpenBLAS (this CPU has no AVX-512F)");
+    return packed;
+  }();
+  return use;
 }
 
 void PackedGemm(const float* x, size_t ldx, size_t rows, const PackedMatrix& w, size_t col0,

@@ -40,6 +40,11 @@ class PackedMatrix {
 // True when this CPU can run PackedGemm (AVX-512F, enabled by the OS). Decided once per process.
 bool PackedGemmSupported();
 
+// The GEMM of this process's linear layers: PackedGemm (true) when supported, unless the
+// environment sets SLUICE_CPU_GEMM=openblas; otherwise OpenBLAS. Decided, and logged, once per
+// process: one path for every layer and batch, so a row's result never depends on its batch.
+bool UsePackedGemm();
+
 // y[r * ldy + j] = sum over i of x[r * ldx + i] * W[col0 + j, i], for r < rows and j < cols:
 // the columns [col0, col0 + cols) of x W^T. `y` points at the output of (row 0, column col0).
 // REQUIRES: PackedGemmSupported(); col0 % kPanelWidth == 0; col0 + cols <= w.n();
