@@ -18,9 +18,9 @@ namespace {
 
 using cpu::AlignedBuffer;
 
-// Rows per GEMM block: a multiple of the GEMM's row tile (OpenBLAS SkylakeX: 16, PackedGemm: 14).
+// Rows per OpenBLAS GEMM block: a multiple of its SkylakeX kernels' 16-row tile. PackedGemm's
+// blocks are not rounded: equal blocks balance the threads better than whole 14-row tiles.
 constexpr size_t kBlasRowTile = 16;
-constexpr size_t kPackedRowTile = 14;
 
 // Attention of fewer multiply-adds than this (a 16-token sequence of all-MiniLM-L6-v2 is 0.2 M)
 // runs on the calling thread: it takes less time than a worker's wake-up.
@@ -318,11 +318,10 @@ void CpuBackend::Linear(const float* x, size_t m, const LinearWeight& w, float* 
     epilogue(0, m);
     return;
   }
-  const size_t row_tile = packed_gemm_ ? kPackedRowTile : kBlasRowTile;
-  if (m >= 2 * row_tile) {
+  if (m >= 2 * kBlasRowTile) {
     // Row blocks: each thread runs the GEMM and then the epilogue on rows still in its cache.
     const size_t blocks = m >= 256 ? 2 * threads : threads;
-    const size_t grain = RoundUp((m + blocks - 1) / blocks, row_tile);
+    const size_t grain = RoundUp((m + blocks - 1) / blocks, packed_gemm_ ? 1 : kBlasRowTile);
     pool_.ParallelFor(m, grain, [&](size_t begin, size_t end) {
       gemm(begin, end - begin, 0, n);
       epilogue(begin, end - begin);

@@ -84,9 +84,13 @@ void PackedGemmAvx512(const float* x, size_t ldx, size_t rows, const float* pane
   const size_t last = (col0 + cols + kWidth - 1) / kWidth;
   // Row blocks outside, panels inside: at few rows (one block) every panel is read from memory
   // once and serves all rows while it is in cache; at many rows a block of x stays in L2 while
-  // the panels stream past it.
-  for (size_t r0 = 0; r0 < rows; r0 += kRowBlock) {
-    const size_t block = Min(kRowBlock, rows - r0);
+  // the panels stream past it. Blocks are of even size; tiles within a block are full but the
+  // last: a full tile streaming a panel from memory hides the stream behind its arithmetic (at
+  // 16 rows, tiles of 14 + 2 run ~10% faster than 8 + 8). The split decides only which tile a row
+  // falls in, never its arithmetic.
+  const size_t num_blocks = (rows + kRowBlock - 1) / kRowBlock;
+  for (size_t b = 0, r0 = 0; b < num_blocks; ++b) {
+    const size_t block = rows / num_blocks + (b < rows % num_blocks ? 1 : 0);
     for (size_t p = first; p < last; ++p) {
       // The panel's columns in range; the rest of the tile is computed (over the zero padding or
       // columns of another caller's range) but not stored.
@@ -98,11 +102,12 @@ void PackedGemmAvx512(const float* x, size_t ldx, size_t rows, const float* pane
         masks[v] = static_cast<__mmask16>((1u << lanes) - 1u);
       }
       const float* panel = panels + p * k * kWidth;
-      for (size_t r = 0; r < block; r += kMaxRows) {
-        const size_t n = Min(kMaxRows, block - r);
-        kTiles[n](x + (r0 + r) * ldx, ldx, panel, k, masks, y + (r0 + r) * ldy + c, ldy);
+      for (size_t r = r0; r < r0 + block; r += kMaxRows) {
+        const size_t n = Min(kMaxRows, r0 + block - r);
+        kTiles[n](x + r * ldx, ldx, panel, k, masks, y + r * ldy + c, ldy);
       }
     }
+    r0 += block;
   }
 }
 
