@@ -299,7 +299,7 @@ void CpuBackend::Embeddings(const Batch& batch) {
 
 template <typename Epilogue>
 void CpuBackend::Linear(const float* x, size_t m, const LinearWeight& w, float* y,
-                        const Epilogue& epilogue) {
+                        EpilogueScope scope, const Epilogue& epilogue) {
   const size_t n = w.n;
   const size_t k = w.k;
   const auto threads = static_cast<size_t>(pool_.num_threads());
@@ -315,7 +315,7 @@ void CpuBackend::Linear(const float* x, size_t m, const LinearWeight& w, float* 
   };
   if (threads == 1) {
     gemm(0, m, 0, n);
-    epilogue(0, m);
+    epilogue(0, m, 0, n);
     return;
   }
   if (m >= 2 * kBlasRowTile) {
@@ -324,15 +324,20 @@ void CpuBackend::Linear(const float* x, size_t m, const LinearWeight& w, float* 
     const size_t grain = RoundUp((m + blocks - 1) / blocks, packed_gemm_ ? 1 : kBlasRowTile);
     pool_.ParallelFor(m, grain, [&](size_t begin, size_t end) {
       gemm(begin, end - begin, 0, n);
-      epilogue(begin, end - begin);
+      epilogue(begin, end - begin, 0, n);
     });
     return;
   }
   // Too few rows to share: split the output columns (weight rows) instead, in whole panels.
   const size_t col_tile = packed_gemm_ ? cpu::PackedMatrix::kPanelWidth : kBlasRowTile;
   const size_t grain = RoundUp((n + threads - 1) / threads, col_tile);
-  pool_.ParallelFor(n, grain, [&](size_t begin, size_t end) { gemm(0, m, begin, end - begin); });
-  epilogue(0, m);
+  // An elementwise epilogue runs on each column block as it is finished; a row-wise one must
+  // wait for all of them.
+  pool_.ParallelFor(n, grain, [&](size_t begin, size_t end) {
+    gemm(0, m, begin, end - begin);
+    if (scope == EpilogueScope::kElementwise) epilogue(0, m, begin, end - begin);
+  });
+  if (scope == EpilogueScope::kWholeRows) epilogue(0, m, 0, n);
 }
 
 void CpuBackend::EncoderLayer(const Batch& batch, const Layer& layer) {
@@ -344,24 +349,29 @@ void CpuBackend::EncoderLayer(const Batch& batch, const Layer& layer) {
   // qkv_ doubles as the scratch of the two projections that follow attention.
   float* scratch = qkv_.data();
 
-  Linear(hidden, tokens, layer.qkv_w, qkv_.data(), [&](size_t row0, size_t rows) {
-    cpu::AddBias(qkv_.data() + row0 * 3 * h, rows, 3 * h, 3 * h, layer.qkv_b.data());
-  });
+  Linear(hidden, tokens, layer.qkv_w, qkv_.data(), EpilogueScope::kElementwise,
+         [&](size_t row0, size_t rows, size_t col0, size_t cols) {
+           cpu::AddBias(qkv_.data() + row0 * 3 * h + col0, rows, cols, 3 * h,
+                        layer.qkv_b.data() + col0);
+         });
   Attention(batch);
-  Linear(context_.data(), tokens, layer.out_w, scratch, [&](size_t row0, size_t rows) {
-    cpu::AddBiasResidualLayerNorm(scratch + row0 * h, layer.out_b.data(), hidden + row0 * h,
-                                  layer.ln1_g.data(), layer.ln1_b.data(), eps, rows, h,
-                                  hidden + row0 * h);
-  });
-  Linear(hidden, tokens, layer.ffn_in_w, ffn_.data(), [&](size_t row0, size_t rows) {
-    cpu::AddBiasActivation(ffn_.data() + row0 * inter, rows, inter, inter, layer.ffn_in_b.data(),
-                           config_.activation);
-  });
-  Linear(ffn_.data(), tokens, layer.ffn_out_w, scratch, [&](size_t row0, size_t rows) {
-    cpu::AddBiasResidualLayerNorm(scratch + row0 * h, layer.ffn_out_b.data(), hidden + row0 * h,
-                                  layer.ln2_g.data(), layer.ln2_b.data(), eps, rows, h,
-                                  hidden + row0 * h);
-  });
+  Linear(context_.data(), tokens, layer.out_w, scratch, EpilogueScope::kWholeRows,
+         [&](size_t row0, size_t rows, size_t, size_t) {
+           cpu::AddBiasResidualLayerNorm(scratch + row0 * h, layer.out_b.data(), hidden + row0 * h,
+                                         layer.ln1_g.data(), layer.ln1_b.data(), eps, rows, h,
+                                         hidden + row0 * h);
+         });
+  Linear(hidden, tokens, layer.ffn_in_w, ffn_.data(), EpilogueScope::kElementwise,
+         [&](size_t row0, size_t rows, size_t col0, size_t cols) {
+           cpu::AddBiasActivation(ffn_.data() + row0 * inter + col0, rows, cols, inter,
+                                  layer.ffn_in_b.data() + col0, config_.activation);
+         });
+  Linear(ffn_.data(), tokens, layer.ffn_out_w, scratch, EpilogueScope::kWholeRows,
+         [&](size_t row0, size_t rows, size_t, size_t) {
+           cpu::AddBiasResidualLayerNorm(scratch + row0 * h, layer.ffn_out_b.data(),
+                                         hidden + row0 * h, layer.ln2_g.data(), layer.ln2_b.data(),
+                                         eps, rows, h, hidden + row0 * h);
+         });
 }
 
 void CpuBackend::Attention(const Batch& batch) {

@@ -80,10 +80,14 @@ class CpuBackend : public Backend {
   void Attention(const Batch& batch);
   // Packs w.raw for PackedGemm (and frees it) when this process uses PackedGemm.
   static Status Prepare(LinearWeight& w);
-  // y[m, n] = x[m, k] * w[n, k]^T, split over the pool; then `epilogue(row0, rows)` runs on
-  // each finished block of whole rows.
+  // What a Linear epilogue may be given: any block of the output (elementwise work: bias,
+  // activation) or only whole rows (LayerNorm).
+  enum class EpilogueScope { kElementwise, kWholeRows };
+  // y[m, n] = x[m, k] * w[n, k]^T, split over the pool; then `epilogue(row0, rows, col0, cols)`
+  // runs on each finished block of y, by the thread that computed it where `scope` allows.
   template <typename Epilogue>
-  void Linear(const float* x, size_t m, const LinearWeight& w, float* y, const Epilogue& epilogue);
+  void Linear(const float* x, size_t m, const LinearWeight& w, float* y, EpilogueScope scope,
+              const Epilogue& epilogue);
   void Pool(const Batch& batch, float* out);
 
   const EncoderConfig config_;
