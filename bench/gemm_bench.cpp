@@ -35,18 +35,20 @@ struct Shape {
 
 size_t RoundUp(size_t x, size_t to) { return (x + to - 1) / to * to; }
 
-// Calls gemm(row0, rows, col0, cols) over the pool as CpuBackend::Linear does.
+// Calls gemm(row0, rows, col0, cols) over the pool as CpuBackend::Linear does: row blocks
+// rounded to `row_tile`, column blocks to `col_tile`.
 template <typename Gemm>
-void Split(ThreadPool& pool, size_t m, size_t n, size_t col_grain, const Gemm& gemm) {
+void Split(ThreadPool& pool, size_t m, size_t n, size_t row_tile, size_t col_tile,
+           const Gemm& gemm) {
   const auto threads = static_cast<size_t>(pool.num_threads());
   if (threads == 1) {
     gemm(0, m, 0, n);
   } else if (m >= 32) {
     const size_t blocks = m >= 256 ? 2 * threads : threads;
-    pool.ParallelFor(m, RoundUp((m + blocks - 1) / blocks, 16),
+    pool.ParallelFor(m, RoundUp((m + blocks - 1) / blocks, row_tile),
                      [&](size_t begin, size_t end) { gemm(begin, end - begin, 0, n); });
   } else {
-    pool.ParallelFor(n, RoundUp((n + threads - 1) / threads, col_grain),
+    pool.ParallelFor(n, RoundUp((n + threads - 1) / threads, col_tile),
                      [&](size_t begin, size_t end) { gemm(0, m, begin, end - begin); });
   }
 }
@@ -128,7 +130,7 @@ int Main(int argc, char** argv) {
         ThreadPool pool(threads);
         const auto blas = [&](size_t call) {
           const float* w = raw[call % copies].data();
-          Split(pool, m, n, 16, [&](size_t row0, size_t rows, size_t col0, size_t cols) {
+          Split(pool, m, n, 16, 16, [&](size_t row0, size_t rows, size_t col0, size_t cols) {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
                         static_cast<int>(cols), static_cast<int>(k), 1.0f, x.data() + row0 * k,
                         static_cast<int>(k), w + col0 * k, static_cast<int>(k), 0.0f,
@@ -137,7 +139,7 @@ int Main(int argc, char** argv) {
         };
         const auto ours = [&](size_t call) {
           const PackedMatrix& w = packed[call % copies];
-          Split(pool, m, n, PackedMatrix::kPanelWidth,
+          Split(pool, m, n, 1, PackedMatrix::kPanelWidth,
                 [&](size_t row0, size_t rows, size_t col0, size_t cols) {
                   cpu::PackedGemm(x.data() + row0 * k, k, rows, w, col0, cols,
                                   y_packed.data() + row0 * n + col0, n);
