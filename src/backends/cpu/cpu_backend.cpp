@@ -18,8 +18,9 @@ namespace {
 
 using cpu::AlignedBuffer;
 
-// Rows per GEMM block: a multiple of the BLAS kernels' 16-row tile.
-constexpr size_t kRowTile = 16;
+// Rows per OpenBLAS GEMM block: a multiple of its SkylakeX kernels' 16-row tile. PackedGemm's
+// blocks are not rounded: equal blocks balance the threads better than whole 14-row tiles.
+constexpr size_t kBlasRowTile = 16;
 
 // Attention of fewer multiply-adds than this (a 16-token sequence of all-MiniLM-L6-v2 is 0.2 M)
 // runs on the calling thread: it takes less time than a worker's wake-up.
@@ -69,7 +70,7 @@ Status ValidateConfig(const EncoderConfig& c) {
 }  // namespace
 
 CpuBackend::CpuBackend(const EncoderConfig& config, Pooling pooling, int num_threads)
-    : config_(config), pooling_(pooling), pool_(num_threads) {}
+    : config_(config), pooling_(pooling), packed_gemm_(cpu::UsePackedGemm()), pool_(num_threads) {}
 
 StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(const EncoderConfig& config,
                                                          const EncoderWeights& weights,
@@ -112,29 +113,48 @@ Status CpuBackend::ConvertWeights(const EncoderWeights& w) {
     Layer& dst = layers_[i];
     const std::string p = fmt::format("layer {} ", i);
     // Q, K and V become one [3H, H] GEMM: one pass over the activations instead of three.
-    SLUICE_ASSIGN_OR_RETURN(dst.qkv_w, Allocate(3 * h * h, "qkv weight"));
+    SLUICE_ASSIGN_OR_RETURN(dst.qkv_w.raw, Allocate(3 * h * h, "qkv weight"));
+    dst.qkv_w.n = 3 * h;
+    dst.qkv_w.k = h;
     SLUICE_ASSIGN_OR_RETURN(dst.qkv_b, Allocate(3 * h, "qkv bias"));
-    SLUICE_RETURN_IF_ERROR(ConvertInto(src.q_weight, h * h, p + "q_weight", dst.qkv_w.data()));
-    SLUICE_RETURN_IF_ERROR(
-        ConvertInto(src.k_weight, h * h, p + "k_weight", dst.qkv_w.data() + h * h));
-    SLUICE_RETURN_IF_ERROR(
-        ConvertInto(src.v_weight, h * h, p + "v_weight", dst.qkv_w.data() + 2 * h * h));
+    float* qkv = dst.qkv_w.raw.data();
+    SLUICE_RETURN_IF_ERROR(ConvertInto(src.q_weight, h * h, p + "q_weight", qkv));
+    SLUICE_RETURN_IF_ERROR(ConvertInto(src.k_weight, h * h, p + "k_weight", qkv + h * h));
+    SLUICE_RETURN_IF_ERROR(ConvertInto(src.v_weight, h * h, p + "v_weight", qkv + 2 * h * h));
+    SLUICE_RETURN_IF_ERROR(Prepare(dst.qkv_w));
     SLUICE_RETURN_IF_ERROR(ConvertInto(src.q_bias, h, p + "q_bias", dst.qkv_b.data()));
     SLUICE_RETURN_IF_ERROR(ConvertInto(src.k_bias, h, p + "k_bias", dst.qkv_b.data() + h));
     SLUICE_RETURN_IF_ERROR(ConvertInto(src.v_bias, h, p + "v_bias", dst.qkv_b.data() + 2 * h));
-    SLUICE_ASSIGN_OR_RETURN(dst.out_w, Convert(src.attn_out_weight, h * h, p + "attn_out_weight"));
+    SLUICE_ASSIGN_OR_RETURN(dst.out_w.raw,
+                            Convert(src.attn_out_weight, h * h, p + "attn_out_weight"));
+    dst.out_w.n = h;
+    dst.out_w.k = h;
+    SLUICE_RETURN_IF_ERROR(Prepare(dst.out_w));
     SLUICE_ASSIGN_OR_RETURN(dst.out_b, Convert(src.attn_out_bias, h, p + "attn_out_bias"));
     SLUICE_ASSIGN_OR_RETURN(dst.ln1_g, Convert(src.attn_ln_weight, h, p + "attn_ln_weight"));
     SLUICE_ASSIGN_OR_RETURN(dst.ln1_b, Convert(src.attn_ln_bias, h, p + "attn_ln_bias"));
-    SLUICE_ASSIGN_OR_RETURN(dst.ffn_in_w,
+    SLUICE_ASSIGN_OR_RETURN(dst.ffn_in_w.raw,
                             Convert(src.ffn_in_weight, inter * h, p + "ffn_in_weight"));
+    dst.ffn_in_w.n = inter;
+    dst.ffn_in_w.k = h;
+    SLUICE_RETURN_IF_ERROR(Prepare(dst.ffn_in_w));
     SLUICE_ASSIGN_OR_RETURN(dst.ffn_in_b, Convert(src.ffn_in_bias, inter, p + "ffn_in_bias"));
-    SLUICE_ASSIGN_OR_RETURN(dst.ffn_out_w,
+    SLUICE_ASSIGN_OR_RETURN(dst.ffn_out_w.raw,
                             Convert(src.ffn_out_weight, h * inter, p + "ffn_out_weight"));
+    dst.ffn_out_w.n = h;
+    dst.ffn_out_w.k = inter;
+    SLUICE_RETURN_IF_ERROR(Prepare(dst.ffn_out_w));
     SLUICE_ASSIGN_OR_RETURN(dst.ffn_out_b, Convert(src.ffn_out_bias, h, p + "ffn_out_bias"));
     SLUICE_ASSIGN_OR_RETURN(dst.ln2_g, Convert(src.ffn_ln_weight, h, p + "ffn_ln_weight"));
     SLUICE_ASSIGN_OR_RETURN(dst.ln2_b, Convert(src.ffn_ln_bias, h, p + "ffn_ln_bias"));
   }
+  return Status::Ok();
+}
+
+Status CpuBackend::Prepare(LinearWeight& w) {
+  if (!cpu::UsePackedGemm()) return Status::Ok();
+  SLUICE_ASSIGN_OR_RETURN(w.packed, cpu::PackedMatrix::Pack(w.raw.data(), w.n, w.k));
+  w.raw = AlignedBuffer();
   return Status::Ok();
 }
 
@@ -278,34 +298,46 @@ void CpuBackend::Embeddings(const Batch& batch) {
 }
 
 template <typename Epilogue>
-void CpuBackend::Linear(const float* x, size_t m, size_t k, const float* w, size_t n, float* y,
-                        const Epilogue& epilogue) {
+void CpuBackend::Linear(const float* x, size_t m, const LinearWeight& w, float* y,
+                        EpilogueScope scope, const Epilogue& epilogue) {
+  const size_t n = w.n;
+  const size_t k = w.k;
   const auto threads = static_cast<size_t>(pool_.num_threads());
   const auto gemm = [&](size_t row0, size_t rows, size_t col0, size_t cols) {
+    if (packed_gemm_) {
+      cpu::PackedGemm(x + row0 * k, k, rows, w.packed, col0, cols, y + row0 * n + col0, n);
+      return;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
                 static_cast<int>(cols), static_cast<int>(k), 1.0f, x + row0 * k,
-                static_cast<int>(k), w + col0 * k, static_cast<int>(k), 0.0f, y + row0 * n + col0,
-                static_cast<int>(n));
+                static_cast<int>(k), w.raw.data() + col0 * k, static_cast<int>(k), 0.0f,
+                y + row0 * n + col0, static_cast<int>(n));
   };
   if (threads == 1) {
     gemm(0, m, 0, n);
-    epilogue(0, m);
+    epilogue(0, m, 0, n);
     return;
   }
-  if (m >= 2 * kRowTile) {
+  if (m >= 2 * kBlasRowTile) {
     // Row blocks: each thread runs the GEMM and then the epilogue on rows still in its cache.
     const size_t blocks = m >= 256 ? 2 * threads : threads;
-    const size_t grain = RoundUp((m + blocks - 1) / blocks, kRowTile);
+    const size_t grain = RoundUp((m + blocks - 1) / blocks, packed_gemm_ ? 1 : kBlasRowTile);
     pool_.ParallelFor(m, grain, [&](size_t begin, size_t end) {
       gemm(begin, end - begin, 0, n);
-      epilogue(begin, end - begin);
+      epilogue(begin, end - begin, 0, n);
     });
     return;
   }
-  // Too few rows to share: split the output columns (weight rows) instead.
-  const size_t grain = RoundUp((n + threads - 1) / threads, kRowTile);
-  pool_.ParallelFor(n, grain, [&](size_t begin, size_t end) { gemm(0, m, begin, end - begin); });
-  epilogue(0, m);
+  // Too few rows to share: split the output columns (weight rows) instead, in whole panels.
+  const size_t col_tile = packed_gemm_ ? cpu::PackedMatrix::kPanelWidth : kBlasRowTile;
+  const size_t grain = RoundUp((n + threads - 1) / threads, col_tile);
+  // An elementwise epilogue runs on each column block as it is finished; a row-wise one must
+  // wait for all of them.
+  pool_.ParallelFor(n, grain, [&](size_t begin, size_t end) {
+    gemm(0, m, begin, end - begin);
+    if (scope == EpilogueScope::kElementwise) epilogue(0, m, begin, end - begin);
+  });
+  if (scope == EpilogueScope::kWholeRows) epilogue(0, m, 0, n);
 }
 
 void CpuBackend::EncoderLayer(const Batch& batch, const Layer& layer) {
@@ -317,22 +349,25 @@ void CpuBackend::EncoderLayer(const Batch& batch, const Layer& layer) {
   // qkv_ doubles as the scratch of the two projections that follow attention.
   float* scratch = qkv_.data();
 
-  Linear(hidden, tokens, h, layer.qkv_w.data(), 3 * h, qkv_.data(), [&](size_t row0, size_t rows) {
-    cpu::AddBias(qkv_.data() + row0 * 3 * h, rows, 3 * h, 3 * h, layer.qkv_b.data());
-  });
-  Attention(batch);
-  Linear(context_.data(), tokens, h, layer.out_w.data(), h, scratch, [&](size_t row0, size_t rows) {
-    cpu::AddBiasResidualLayerNorm(scratch + row0 * h, layer.out_b.data(), hidden + row0 * h,
-                                  layer.ln1_g.data(), layer.ln1_b.data(), eps, rows, h,
-                                  hidden + row0 * h);
-  });
-  Linear(hidden, tokens, h, layer.ffn_in_w.data(), inter, ffn_.data(),
-         [&](size_t row0, size_t rows) {
-           cpu::AddBiasActivation(ffn_.data() + row0 * inter, rows, inter, inter,
-                                  layer.ffn_in_b.data(), config_.activation);
+  Linear(hidden, tokens, layer.qkv_w, qkv_.data(), EpilogueScope::kElementwise,
+         [&](size_t row0, size_t rows, size_t col0, size_t cols) {
+           cpu::AddBias(qkv_.data() + row0 * 3 * h + col0, rows, cols, 3 * h,
+                        layer.qkv_b.data() + col0);
          });
-  Linear(ffn_.data(), tokens, inter, layer.ffn_out_w.data(), h, scratch,
-         [&](size_t row0, size_t rows) {
+  Attention(batch);
+  Linear(context_.data(), tokens, layer.out_w, scratch, EpilogueScope::kWholeRows,
+         [&](size_t row0, size_t rows, size_t, size_t) {
+           cpu::AddBiasResidualLayerNorm(scratch + row0 * h, layer.out_b.data(), hidden + row0 * h,
+                                         layer.ln1_g.data(), layer.ln1_b.data(), eps, rows, h,
+                                         hidden + row0 * h);
+         });
+  Linear(hidden, tokens, layer.ffn_in_w, ffn_.data(), EpilogueScope::kElementwise,
+         [&](size_t row0, size_t rows, size_t col0, size_t cols) {
+           cpu::AddBiasActivation(ffn_.data() + row0 * inter + col0, rows, cols, inter,
+                                  layer.ffn_in_b.data() + col0, config_.activation);
+         });
+  Linear(ffn_.data(), tokens, layer.ffn_out_w, scratch, EpilogueScope::kWholeRows,
+         [&](size_t row0, size_t rows, size_t, size_t) {
            cpu::AddBiasResidualLayerNorm(scratch + row0 * h, layer.ffn_out_b.data(),
                                          hidden + row0 * h, layer.ln2_g.data(), layer.ln2_b.data(),
                                          eps, rows, h, hidden + row0 * h);

@@ -1,6 +1,7 @@
-// CpuBackend: the BERT-family encoder forward pass on the CPU in fp32, over OpenBLAS for the
-// GEMMs and a ThreadPool for everything else. Padding-free: every op runs over the flat batch and
-// attention only ever looks at one sequence's own tokens.
+// CpuBackend: the BERT-family encoder forward pass on the CPU in fp32, over cpu::PackedGemm (or
+// OpenBLAS on CPUs without AVX-512) for the GEMMs and a ThreadPool for everything else.
+// Padding-free: every op runs over the flat batch and attention only ever looks at one sequence's
+// own tokens.
 //
 // Thread-safety: as Backend (one driving thread; Health() from any thread).
 #pragma once
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "backends/cpu/aligned_buffer.h"
+#include "backends/cpu/packed_gemm.h"
 #include "common/thread_pool.h"
 #include "engine/backend.h"
 #include "engine/encoder_config.h"
@@ -46,12 +48,24 @@ class CpuBackend : public Backend {
   int num_threads() const { return pool_.num_threads(); }
 
  private:
+  // A linear layer's weight [n, k]: packed for cpu::PackedGemm, or as converted for OpenBLAS,
+  // depending on the process's GEMM path (cpu::UsePackedGemm()).
+  struct LinearWeight {
+    cpu::AlignedBuffer raw;
+    cpu::PackedMatrix packed;
+    size_t n = 0, k = 0;
+  };
+
   struct Layer {
-    cpu::AlignedBuffer qkv_w, qkv_b;  // Q, K and V stacked: [3H, H], [3H]
-    cpu::AlignedBuffer out_w, out_b;  // [H, H], [H]
+    LinearWeight qkv_w;  // Q, K and V stacked: [3H, H]
+    cpu::AlignedBuffer qkv_b;
+    LinearWeight out_w;  // [H, H]
+    cpu::AlignedBuffer out_b;
     cpu::AlignedBuffer ln1_g, ln1_b;
-    cpu::AlignedBuffer ffn_in_w, ffn_in_b;    // [I, H], [I]
-    cpu::AlignedBuffer ffn_out_w, ffn_out_b;  // [H, I], [H]
+    LinearWeight ffn_in_w;  // [I, H]
+    cpu::AlignedBuffer ffn_in_b;
+    LinearWeight ffn_out_w;  // [H, I]
+    cpu::AlignedBuffer ffn_out_b;
     cpu::AlignedBuffer ln2_g, ln2_b;
   };
 
@@ -64,15 +78,21 @@ class CpuBackend : public Backend {
   void Embeddings(const Batch& batch);
   void EncoderLayer(const Batch& batch, const Layer& layer);
   void Attention(const Batch& batch);
-  // y[m, n] = x[m, k] * w[n, k]^T, split over the pool; then `epilogue(row0, rows)` runs on
-  // each finished block of whole rows.
+  // Packs w.raw for PackedGemm (and frees it) when this process uses PackedGemm.
+  static Status Prepare(LinearWeight& w);
+  // What a Linear epilogue may be given: any block of the output (elementwise work: bias,
+  // activation) or only whole rows (LayerNorm).
+  enum class EpilogueScope { kElementwise, kWholeRows };
+  // y[m, n] = x[m, k] * w[n, k]^T, split over the pool; then `epilogue(row0, rows, col0, cols)`
+  // runs on each finished block of y, by the thread that computed it where `scope` allows.
   template <typename Epilogue>
-  void Linear(const float* x, size_t m, size_t k, const float* w, size_t n, float* y,
+  void Linear(const float* x, size_t m, const LinearWeight& w, float* y, EpilogueScope scope,
               const Epilogue& epilogue);
   void Pool(const Batch& batch, float* out);
 
   const EncoderConfig config_;
   const Pooling pooling_;
+  const bool packed_gemm_;  // cpu::UsePackedGemm(), fixed for the process
 
   cpu::AlignedBuffer word_emb_, pos_emb_, type_emb_;  // type_emb_ empty without token types
   cpu::AlignedBuffer emb_ln_g_, emb_ln_b_;
