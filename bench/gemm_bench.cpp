@@ -7,6 +7,8 @@
 // By default each call reads the next of several weight copies (48 MB in all, the size of the
 // model's weights), so weights come from the last-level cache as they do in a forward pass;
 // --hot reuses one copy. Prints the median GFLOP/s of R alternating repetitions of >= MS ms.
+// SLUICE_CPU_GEMM=avx2 measures the AVX2 kernels on an AVX-512 CPU (with
+// OPENBLAS_CORETYPE=Haswell for OpenBLAS's AVX2 kernels alongside).
 #include <cblas.h>
 
 #include <algorithm>
@@ -95,8 +97,9 @@ int Main(int argc, char** argv) {
       return 2;
     }
   }
-  if (!cpu::PackedGemmSupported()) {
-    std::fprintf(stderr, "this CPU has no AVX-512F: PackedGemm is not available\n");
+  if (!cpu::UsePackedGemm()) {
+    std::fprintf(stderr,
+                 "PackedGemm is off in this process (no AVX2/AVX-512, or SLUICE_CPU_GEMM)\n");
     return 1;
   }
   cpu::ConfigureBlasOnce();

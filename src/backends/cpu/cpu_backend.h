@@ -1,5 +1,5 @@
 // CpuBackend: the BERT-family encoder forward pass on the CPU in fp32, over cpu::PackedGemm (or
-// OpenBLAS on CPUs without AVX-512) for the GEMMs and a ThreadPool for everything else.
+// OpenBLAS on CPUs without AVX2) for the GEMMs and a ThreadPool for everything else.
 // Padding-free: every op runs over the flat batch and attention only ever looks at one sequence's
 // own tokens.
 //

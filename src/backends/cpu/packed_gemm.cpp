@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "backends/cpu/packed_gemm_avx2.h"
 #include "backends/cpu/packed_gemm_avx512.h"
 #include "common/check.h"
 #include "common/logging.h"
@@ -35,33 +36,80 @@ StatusOr<PackedMatrix> PackedMatrix::Pack(const float* w, size_t n, size_t k) {
   return m;
 }
 
-bool PackedGemmSupported() {
-  static const bool supported = [] {
+bool PackedGemmIsaSupported(PackedGemmIsa isa) {
+  static const bool avx512 = [] {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") != 0 && __builtin_cpu_supports("fma") != 0;
   }();
-  return supported;
+  static const bool avx2 = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") != 0 && __builtin_cpu_supports("fma") != 0;
+  }();
+  return isa == PackedGemmIsa::kAvx512 ? avx512 : avx2;
 }
 
-bool UsePackedGemm() {
-  static const bool use = [] {
+bool PackedGemmSupported() {
+  return PackedGemmIsaSupported(PackedGemmIsa::kAvx512) ||
+         PackedGemmIsaSupported(PackedGemmIsa::kAvx2);
+}
+
+namespace {
+
+// The process's choice of GEMM for the linear layers.
+struct GemmChoice {
+  bool packed = false;
+  PackedGemmIsa isa = PackedGemmIsa::kAvx512;
+};
+
+const GemmChoice& Choice() {
+  static const GemmChoice choice = [] {
     const char* env = std::getenv("SLUICE_CPU_GEMM");
-    const bool forced_blas = env != nullptr && std::string_view(env) == "openblas";
-    const bool packed = PackedGemmSupported() && !forced_blas;
-    SLUICE_LOG_INFO("cpu linear layers: {}", packed        ? "packed AVX-512 GEMM"
-                                             : forced_blas ? "OpenBLAS (SLUICE_CPU_GEMM=openblas)"
-                                                           : "OpenBLAS (this CPU has no AVX-512F)");
-    return packed;
+    const std::string_view want = env != nullptr ? env : "";
+    GemmChoice c;
+    if (want == "openblas") {
+      SLUICE_LOG_INFO("cpu linear layers: OpenBLAS (SLUICE_CPU_GEMM=openblas)");
+      return c;
+    }
+    if (want != "avx2" && PackedGemmIsaSupported(PackedGemmIsa::kAvx512)) {
+      c.packed = true;
+      c.isa = PackedGemmIsa::kAvx512;
+    } else if (PackedGemmIsaSupported(PackedGemmIsa::kAvx2)) {
+      c.packed = true;
+      c.isa = PackedGemmIsa::kAvx2;
+    }
+    SLUICE_LOG_INFO("cpu linear layers: {}",
+                    !c.packed ? "OpenBLAS (this CPU has neither AVX-512F nor AVX2 with FMA)"
+                    : c.isa == PackedGemmIsa::kAvx512 ? "packed AVX-512 GEMM"
+                                                      : "packed AVX2 GEMM");
+    return c;
   }();
-  return use;
+  return choice;
+}
+
+}  // namespace
+
+bool UsePackedGemm() { return Choice().packed; }
+
+PackedGemmIsa ActivePackedGemmIsa() {
+  SLUICE_CHECK(Choice().packed);
+  return Choice().isa;
 }
 
 void PackedGemm(const float* x, size_t ldx, size_t rows, const PackedMatrix& w, size_t col0,
                 size_t cols, float* y, size_t ldy) {
-  SLUICE_CHECK(PackedGemmSupported());
+  PackedGemm(x, ldx, rows, w, col0, cols, y, ldy, ActivePackedGemmIsa());
+}
+
+void PackedGemm(const float* x, size_t ldx, size_t rows, const PackedMatrix& w, size_t col0,
+                size_t cols, float* y, size_t ldy, PackedGemmIsa isa) {
+  SLUICE_CHECK(PackedGemmIsaSupported(isa));
   SLUICE_CHECK(col0 % PackedMatrix::kPanelWidth == 0 && col0 + cols <= w.n());
   if (rows == 0 || cols == 0) return;
-  PackedGemmAvx512(x, ldx, rows, w.panels(), w.k(), col0, cols, y, ldy);
+  if (isa == PackedGemmIsa::kAvx512) {
+    PackedGemmAvx512(x, ldx, rows, w.panels(), w.k(), col0, cols, y, ldy);
+  } else {
+    PackedGemmAvx2(x, ldx, rows, w.panels(), w.k(), col0, cols, y, ldy);
+  }
 }
 
 }  // namespace sluice::cpu

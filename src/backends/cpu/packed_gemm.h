@@ -37,19 +37,31 @@ class PackedMatrix {
   size_t k_ = 0;
 };
 
-// True when this CPU can run PackedGemm (AVX-512F, enabled by the OS). Decided once per process.
+// The instruction sets PackedGemm has kernels for. Both compute every output with the same
+// chain of FMAs, but a process uses one of them for everything (see UsePackedGemm).
+enum class PackedGemmIsa { kAvx512, kAvx2 };
+
+// True when this CPU (and OS) can run the kernels for `isa`: AVX-512F, or AVX2; both with FMA.
+bool PackedGemmIsaSupported(PackedGemmIsa isa);
+// True when this CPU can run PackedGemm at all.
 bool PackedGemmSupported();
 
-// The GEMM of this process's linear layers: PackedGemm (true) when supported, unless the
-// environment sets SLUICE_CPU_GEMM=openblas; otherwise OpenBLAS. Decided, and logged, once per
+// The GEMM of this process's linear layers: PackedGemm (true) with the widest supported kernels
+// unless the environment says otherwise (SLUICE_CPU_GEMM=openblas, or =avx2 to take the AVX2
+// kernels on an AVX-512 CPU); OpenBLAS when the CPU has neither. Decided, and logged, once per
 // process: one path for every layer and batch, so a row's result never depends on its batch.
 bool UsePackedGemm();
+// The kernels PackedGemm runs with in this process. REQUIRES: UsePackedGemm().
+PackedGemmIsa ActivePackedGemmIsa();
 
 // y[r * ldy + j] = sum over i of x[r * ldx + i] * W[col0 + j, i], for r < rows and j < cols:
 // the columns [col0, col0 + cols) of x W^T. `y` points at the output of (row 0, column col0).
 // REQUIRES: PackedGemmSupported(); col0 % kPanelWidth == 0; col0 + cols <= w.n();
-// ldx >= w.k(); ldy >= cols. Thread-safe (w is only read).
+// ldx >= w.k(); ldy >= cols. Thread-safe (w is only read). Runs ActivePackedGemmIsa()'s
+// kernels, or `isa`'s (REQUIRES: PackedGemmIsaSupported(isa)) in the second form.
 void PackedGemm(const float* x, size_t ldx, size_t rows, const PackedMatrix& w, size_t col0,
                 size_t cols, float* y, size_t ldy);
+void PackedGemm(const float* x, size_t ldx, size_t rows, const PackedMatrix& w, size_t col0,
+                size_t cols, float* y, size_t ldy, PackedGemmIsa isa);
 
 }  // namespace sluice::cpu

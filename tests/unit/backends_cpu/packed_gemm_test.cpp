@@ -7,6 +7,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common/thread_pool.h"
@@ -30,21 +31,35 @@ PackedMatrix PackOrDie(const std::vector<float>& w, size_t n, size_t k) {
   return std::move(packed).value();
 }
 
-// y = x W^T over all of [m, n], y row-major with stride n.
-std::vector<float> Gemm(const std::vector<float>& x, size_t m, const PackedMatrix& w) {
-  std::vector<float> y(m * w.n(), std::numeric_limits<float>::quiet_NaN());
-  PackedGemm(x.data(), w.k(), m, w, 0, w.n(), y.data(), w.n());
-  return y;
-}
-
 bool SameBits(const float* a, const float* b, size_t n) {
   return std::memcmp(a, b, n * sizeof(float)) == 0;
 }
 
-class PackedGemmTest : public ::testing::Test {
+const char* IsaName(PackedGemmIsa isa) { return isa == PackedGemmIsa::kAvx512 ? "avx512" : "avx2"; }
+
+// Every test runs once per kernel set (AVX-512, AVX2), skipped where the CPU lacks it.
+class PackedGemmBase {
  protected:
+  explicit PackedGemmBase(PackedGemmIsa isa) : isa_(isa) {}
+  bool Supported() const { return PackedGemmIsaSupported(isa_); }
+  void Multiply(const float* x, size_t ldx, size_t rows, const PackedMatrix& w, size_t col0,
+                size_t cols, float* y, size_t ldy) const {
+    PackedGemm(x, ldx, rows, w, col0, cols, y, ldy, isa_);
+  }
+  // y = x W^T over all of [m, n], y row-major with stride n.
+  std::vector<float> Gemm(const std::vector<float>& x, size_t m, const PackedMatrix& w) const {
+    std::vector<float> y(m * w.n(), std::numeric_limits<float>::quiet_NaN());
+    Multiply(x.data(), w.k(), m, w, 0, w.n(), y.data(), w.n());
+    return y;
+  }
+  PackedGemmIsa isa_;
+};
+
+class PackedGemmTest : public PackedGemmBase, public ::testing::TestWithParam<PackedGemmIsa> {
+ protected:
+  PackedGemmTest() : PackedGemmBase(GetParam()) {}
   void SetUp() override {
-    if (!PackedGemmSupported()) GTEST_SKIP() << "this CPU has no AVX-512F";
+    if (!Supported()) GTEST_SKIP() << "this CPU lacks " << IsaName(isa_);
   }
 };
 
@@ -56,13 +71,27 @@ std::string ShapeName(const Shape& s) {
   return "m" + std::to_string(s.m) + "_n" + std::to_string(s.n) + "_k" + std::to_string(s.k);
 }
 
-class PackedGemmShapeTest : public PackedGemmTest, public ::testing::WithParamInterface<Shape> {};
+using ShapeAndIsa = std::tuple<Shape, PackedGemmIsa>;
+
+class PackedGemmShapeTest : public PackedGemmBase, public ::testing::TestWithParam<ShapeAndIsa> {
+ protected:
+  PackedGemmShapeTest() : PackedGemmBase(std::get<1>(GetParam())) {}
+  void SetUp() override {
+    if (!Supported()) GTEST_SKIP() << "this CPU lacks " << IsaName(isa_);
+  }
+};
+
+std::string CaseName(const ::testing::TestParamInfo<ShapeAndIsa>& info) {
+  return ShapeName(std::get<0>(info.param)) + "_" + IsaName(std::get<1>(info.param));
+}
+
+const PackedGemmIsa kIsas[] = {PackedGemmIsa::kAvx512, PackedGemmIsa::kAvx2};
 
 // Against a double-precision reference, with strided x and y whose padding is poisoned: the
 // padding must come back untouched and every output within the fp32 error bound of a k-term
 // sum, k * 2^-24 * sum |x w|.
 TEST_P(PackedGemmShapeTest, MatchesDoublePrecisionAndWritesOnlyItsOutputs) {
-  const auto [m, n, k] = GetParam();
+  const auto [m, n, k] = std::get<0>(GetParam());
   const size_t ldx = k + 3;
   const size_t ldy = n + 5;
   const std::vector<float> x = Random(m * ldx, 1);
@@ -72,7 +101,7 @@ TEST_P(PackedGemmShapeTest, MatchesDoublePrecisionAndWritesOnlyItsOutputs) {
   EXPECT_EQ(packed.k(), k);
   const float poison = -12345.0f;
   std::vector<float> y(m * ldy, poison);
-  PackedGemm(x.data(), ldx, m, packed, 0, n, y.data(), ldy);
+  Multiply(x.data(), ldx, m, packed, 0, n, y.data(), ldy);
   for (size_t r = 0; r < m; ++r) {
     for (size_t c = 0; c < n; ++c) {
       double ref = 0, mag = 0;
@@ -88,22 +117,23 @@ TEST_P(PackedGemmShapeTest, MatchesDoublePrecisionAndWritesOnlyItsOutputs) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, PackedGemmShapeTest,
-                         ::testing::Values(Shape{1, 1, 1}, Shape{1, 32, 1}, Shape{7, 33, 1},
-                                           Shape{1, 5, 7}, Shape{13, 31, 16}, Shape{14, 32, 64},
-                                           Shape{15, 33, 65}, Shape{16, 64, 384}, Shape{29, 17, 3},
-                                           Shape{111, 100, 77}, Shape{112, 96, 40},
-                                           Shape{113, 95, 41}, Shape{127, 130, 129},
-                                           Shape{250, 48, 385}, Shape{600, 40, 33},
-                                           Shape{3, 1152, 384}, Shape{2, 384, 1536}),
-                         [](const auto& test_info) { return ShapeName(test_info.param); });
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, PackedGemmShapeTest,
+    ::testing::Combine(::testing::Values(Shape{1, 1, 1}, Shape{1, 32, 1}, Shape{7, 33, 1},
+                                         Shape{1, 5, 7}, Shape{13, 31, 16}, Shape{14, 32, 64},
+                                         Shape{15, 33, 65}, Shape{16, 64, 384}, Shape{29, 17, 3},
+                                         Shape{111, 100, 77}, Shape{112, 96, 40},
+                                         Shape{113, 95, 41}, Shape{127, 130, 129},
+                                         Shape{250, 48, 385}, Shape{600, 40, 33},
+                                         Shape{3, 1152, 384}, Shape{2, 384, 1536}),
+                       ::testing::ValuesIn(kIsas)),
+    CaseName);
 
 // The rule the backend relies on: a row's output is the same bits whatever it is computed with.
-class PackedGemmIdentityTest : public PackedGemmTest,
-                               public ::testing::WithParamInterface<Shape> {};
+class PackedGemmIdentityTest : public PackedGemmShapeTest {};
 
 TEST_P(PackedGemmIdentityTest, RowsDoNotDependOnTheirBatch) {
-  const auto [m, n, k] = GetParam();
+  const auto [m, n, k] = std::get<0>(GetParam());
   const std::vector<float> x = Random(m * k, 3);
   const PackedMatrix w = PackOrDie(Random(n * k, 4), n, k);
   const std::vector<float> full = Gemm(x, m, w);
@@ -111,7 +141,7 @@ TEST_P(PackedGemmIdentityTest, RowsDoNotDependOnTheirBatch) {
   // Each row alone.
   std::vector<float> one(n);
   for (size_t r = 0; r < m; ++r) {
-    PackedGemm(x.data() + r * k, k, 1, w, 0, n, one.data(), n);
+    Multiply(x.data() + r * k, k, 1, w, 0, n, one.data(), n);
     ASSERT_TRUE(SameBits(one.data(), full.data() + r * n, n)) << "row " << r << " alone";
   }
   // Row ranges at every offset and of every length up to three tiles, so each row falls at every
@@ -121,7 +151,7 @@ TEST_P(PackedGemmIdentityTest, RowsDoNotDependOnTheirBatch) {
   std::vector<float> part(m * sweep_cols);
   for (size_t r0 = 0; r0 < std::min<size_t>(m, 31); ++r0) {
     for (size_t rows = 1; rows <= std::min<size_t>(m - r0, 45); ++rows) {
-      PackedGemm(x.data() + r0 * k, k, rows, w, 0, sweep_cols, part.data(), sweep_cols);
+      Multiply(x.data() + r0 * k, k, rows, w, 0, sweep_cols, part.data(), sweep_cols);
       for (size_t r = 0; r < rows; ++r) {
         ASSERT_TRUE(SameBits(part.data() + r * sweep_cols, full.data() + (r0 + r) * n, sweep_cols))
             << "row " << r0 + r << " of rows [" << r0 << ", " << r0 + rows << ")";
@@ -131,14 +161,14 @@ TEST_P(PackedGemmIdentityTest, RowsDoNotDependOnTheirBatch) {
   // Column ranges: every split into two at a panel boundary, and one panel at a time.
   for (size_t split = kPanel; split < n; split += kPanel) {
     std::vector<float> y(m * n);
-    PackedGemm(x.data(), k, m, w, 0, split, y.data(), n);
-    PackedGemm(x.data(), k, m, w, split, n - split, y.data() + split, n);
+    Multiply(x.data(), k, m, w, 0, split, y.data(), n);
+    Multiply(x.data(), k, m, w, split, n - split, y.data() + split, n);
     ASSERT_TRUE(SameBits(y.data(), full.data(), m * n)) << "split at column " << split;
   }
   {
     std::vector<float> y(m * n);
     for (size_t c = 0; c < n; c += kPanel) {
-      PackedGemm(x.data(), k, m, w, c, std::min(kPanel, n - c), y.data() + c, n);
+      Multiply(x.data(), k, m, w, c, std::min(kPanel, n - c), y.data() + c, n);
     }
     ASSERT_TRUE(SameBits(y.data(), full.data(), m * n)) << "one panel at a time";
   }
@@ -147,25 +177,27 @@ TEST_P(PackedGemmIdentityTest, RowsDoNotDependOnTheirBatch) {
   for (size_t grain : {size_t{1}, size_t{16}, size_t{37}}) {
     std::vector<float> y(m * n);
     pool.ParallelFor(m, grain, [&](size_t begin, size_t end) {
-      PackedGemm(x.data() + begin * k, k, end - begin, w, 0, n, y.data() + begin * n, n);
+      Multiply(x.data() + begin * k, k, end - begin, w, 0, n, y.data() + begin * n, n);
     });
     ASSERT_TRUE(SameBits(y.data(), full.data(), m * n)) << "2 threads, rows of " << grain;
   }
   {
     std::vector<float> y(m * n);
     pool.ParallelFor(n, kPanel, [&](size_t begin, size_t end) {
-      PackedGemm(x.data(), k, m, w, begin, end - begin, y.data() + begin, n);
+      Multiply(x.data(), k, m, w, begin, end - begin, y.data() + begin, n);
     });
     ASSERT_TRUE(SameBits(y.data(), full.data(), m * n)) << "2 threads, column panels";
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, PackedGemmIdentityTest,
-                         ::testing::Values(Shape{300, 100, 77}, Shape{45, 33, 1},
-                                           Shape{130, 1152, 384}, Shape{60, 384, 1536}),
-                         [](const auto& test_info) { return ShapeName(test_info.param); });
+                         ::testing::Combine(::testing::Values(Shape{300, 100, 77}, Shape{45, 33, 1},
+                                                              Shape{130, 1152, 384},
+                                                              Shape{60, 384, 1536}),
+                                            ::testing::ValuesIn(kIsas)),
+                         CaseName);
 
-TEST_F(PackedGemmTest, EveryRowCountGivesTheSameRows) {
+TEST_P(PackedGemmTest, EveryRowCountGivesTheSameRows) {
   // m = 1..600 over one weight: each call's rows must equal the same rows of the largest call.
   const size_t n = 70, k = 50, max_m = 600;
   const std::vector<float> x = Random(max_m * k, 5);
@@ -176,6 +208,9 @@ TEST_F(PackedGemmTest, EveryRowCountGivesTheSameRows) {
     ASSERT_TRUE(SameBits(y.data(), full.data(), m * n)) << "m = " << m;
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Isas, PackedGemmTest, ::testing::ValuesIn(kIsas),
+                         [](const auto& p) { return std::string(IsaName(p.param)); });
 
 TEST(PackedMatrixTest, RejectsEmptyShapes) {
   const std::vector<float> w(4, 1.0f);
