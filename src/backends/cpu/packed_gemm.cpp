@@ -48,11 +48,6 @@ bool PackedGemmIsaSupported(PackedGemmIsa isa) {
   return isa == PackedGemmIsa::kAvx512 ? avx512 : avx2;
 }
 
-bool PackedGemmSupported() {
-  return PackedGemmIsaSupported(PackedGemmIsa::kAvx512) ||
-         PackedGemmIsaSupported(PackedGemmIsa::kAvx2);
-}
-
 namespace {
 
 // The process's choice of GEMM for the linear layers.

@@ -43,8 +43,6 @@ enum class PackedGemmIsa { kAvx512, kAvx2 };
 
 // True when this CPU (and OS) can run the kernels for `isa`: AVX-512F, or AVX2; both with FMA.
 bool PackedGemmIsaSupported(PackedGemmIsa isa);
-// True when this CPU can run PackedGemm at all.
-bool PackedGemmSupported();
 
 // The GEMM of this process's linear layers: PackedGemm (true) with the widest supported kernels
 // unless the environment says otherwise (SLUICE_CPU_GEMM=openblas, or =avx2 to take the AVX2
@@ -56,7 +54,7 @@ PackedGemmIsa ActivePackedGemmIsa();
 
 // y[r * ldy + j] = sum over i of x[r * ldx + i] * W[col0 + j, i], for r < rows and j < cols:
 // the columns [col0, col0 + cols) of x W^T. `y` points at the output of (row 0, column col0).
-// REQUIRES: PackedGemmSupported(); col0 % kPanelWidth == 0; col0 + cols <= w.n();
+// REQUIRES: UsePackedGemm() (first form); col0 % kPanelWidth == 0; col0 + cols <= w.n();
 // ldx >= w.k(); ldy >= cols. Thread-safe (w is only read). Runs ActivePackedGemmIsa()'s
 // kernels, or `isa`'s (REQUIRES: PackedGemmIsaSupported(isa)) in the second form.
 void PackedGemm(const float* x, size_t ldx, size_t rows, const PackedMatrix& w, size_t col0,

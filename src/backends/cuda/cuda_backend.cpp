@@ -620,8 +620,8 @@ Status CudaBackend::EnqueueForward(const ForwardShape& shape, cudaStream_t strea
   }
   SLUICE_RETURN_IF_ERROR(mark("embedding+layernorm"));
 
-  auto linear = [&](const void* x, const void* w, const void* bias, void* y, int in, int out_f,
-                    GemmEpilogue epilogue, const void* residual = nullptr) {
+  auto linear_args = [&](const void* x, const void* w, const void* bias, void* y, int in, int out_f,
+                         GemmEpilogue epilogue) {
     LinearArgs args;
     args.dtype = dtype;
     args.rows = tokens;
@@ -632,22 +632,18 @@ Status CudaBackend::EnqueueForward(const ForwardShape& shape, cudaStream_t strea
     args.bias = bias;
     args.y = y;
     args.epilogue = epilogue;
+    return args;
+  };
+  auto linear = [&](const void* x, const void* w, const void* bias, void* y, int in, int out_f,
+                    GemmEpilogue epilogue, const void* residual = nullptr) {
+    LinearArgs args = linear_args(x, w, bias, y, in, out_f, epilogue);
     args.residual = residual;
     return gemm_->Linear(args, stream);
   };
   // fp8: x and w in E4M3 with w's scale; y in E4M3 too when y_fp8.
   auto linear_fp8 = [&](const uint8_t* x, const uint8_t* w, const float* w_scale, const void* bias,
                         void* y, int in, int out_f, GemmEpilogue epilogue, bool y_fp8) {
-    LinearArgs args;
-    args.dtype = dtype;
-    args.rows = tokens;
-    args.in_features = in;
-    args.out_features = out_f;
-    args.x = x;
-    args.w = w;
-    args.bias = bias;
-    args.y = y;
-    args.epilogue = epilogue;
+    LinearArgs args = linear_args(x, w, bias, y, in, out_f, epilogue);
     args.fp8 = true;
     args.w_scale = w_scale;
     args.y_fp8 = y_fp8;

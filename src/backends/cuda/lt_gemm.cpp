@@ -90,7 +90,7 @@ LtGemm::~LtGemm() {
   if (preference_ != nullptr) static_cast<void>(cublasLtMatmulPreferenceDestroy(preference_));
 }
 
-Status LtGemm::Describe(const Key& key, Plan* plan) const {
+Status LtGemm::Describe(const Key& key, const LinearArgs& args, Plan* plan) const {
   const cudaDataType_t type = ToCudaType(key.dtype);
   const cudaDataType_t in_type = key.fp8 ? CUDA_R_8F_E4M3 : type;
   const cudaDataType_t out_type = key.y_fp8 ? CUDA_R_8F_E4M3 : type;
@@ -128,6 +128,12 @@ Status LtGemm::Describe(const Key& key, Plan* plan) const {
       cublasLtMatrixLayoutCreate(&plan->c, type, n, m, static_cast<int64_t>(n)));
   SLUICE_CUBLAS_RETURN_IF_ERROR(
       cublasLtMatrixLayoutCreate(&plan->d, out_type, n, m, static_cast<int64_t>(n)));
+  if (key.fp8) {
+    // The heuristic only offers algorithms that take a scale when one is set; Enqueue sets the
+    // call's own pointer again.
+    SLUICE_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
+        plan->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &args.w_scale, sizeof(args.w_scale)));
+  }
   return Status::Ok();
 }
 
@@ -146,12 +152,7 @@ StatusOr<LtGemm::Plan*> LtGemm::GetPlan(const Key& key, const LinearArgs& args,
   if (plans_.size() >= kMaxPlans) plans_.clear();
 
   auto plan = std::make_unique<Plan>();
-  SLUICE_RETURN_IF_ERROR(Describe(key, plan.get()));
-  if (key.fp8) {
-    // The heuristic only offers algorithms that take a scale when one is set.
-    SLUICE_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
-        plan->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &args.w_scale, sizeof(args.w_scale)));
-  }
+  SLUICE_RETURN_IF_ERROR(Describe(key, args, plan.get()));
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   SLUICE_CUDA_RETURN_IF_ERROR(cudaStreamIsCapturing(stream, &capture));
   // Timing runs the product several times on the caller's operands: in place over the residual
@@ -215,11 +216,7 @@ StatusOr<std::vector<GemmCandidate>> LtGemm::TimeCandidates(const LinearArgs& ar
   const Key key = KeyOf(args);
   SLUICE_ASSIGN_OR_RETURN(Plan * chosen, GetPlan(key, args, stream));
   Plan plan;
-  SLUICE_RETURN_IF_ERROR(Describe(key, &plan));
-  if (key.fp8) {
-    SLUICE_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
-        plan.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &args.w_scale, sizeof(args.w_scale)));
-  }
+  SLUICE_RETURN_IF_ERROR(Describe(key, args, &plan));
   cublasLtMatmulHeuristicResult_t results[kMaxCandidates]{};
   SLUICE_ASSIGN_OR_RETURN(const int found,
                           Heuristics(plan, std::clamp(max_candidates, 1, kMaxCandidates), results));

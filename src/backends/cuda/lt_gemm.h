@@ -127,8 +127,9 @@ class LtGemm {
   StatusOr<Plan*> GetPlan(const Key& key, const LinearArgs& args, cudaStream_t stream);
   static Status CheckArgs(const LinearArgs& args);
   static Key KeyOf(const LinearArgs& args);
-  // Descriptors for `key` (no algorithm yet) and up to `count` heuristic candidates for them.
-  Status Describe(const Key& key, Plan* plan) const;
+  // Descriptors for `key` (no algorithm yet; `args` lends the fp8 weight scale the heuristic
+  // needs to see) and up to `count` heuristic candidates for them.
+  Status Describe(const Key& key, const LinearArgs& args, Plan* plan) const;
   StatusOr<int> Heuristics(const Plan& plan, int count,
                            cublasLtMatmulHeuristicResult_t* results) const;
   // Enqueues the product with `plan`'s descriptors and `algo`.

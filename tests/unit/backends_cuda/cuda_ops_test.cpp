@@ -110,6 +110,35 @@ TEST(DeviceRegionTest, CarvesAlignedSlicesUntilFull) {
 // ---------------------------------------------------------------------------------------------
 // LtGemm
 
+// A cuBLASLt handle and an LtGemm over a poisoned workspace of `workspace_bytes` from `env`.
+class TestGemm {
+ public:
+  TestGemm(DeviceEnv& env, size_t workspace_bytes) {
+    auto handle = CublasLtHandle::Create();
+    if (!handle.ok()) {
+      status_ = handle.status();
+      return;
+    }
+    handle_ = std::move(handle).value();
+    workspace_ = env.Poisoned(workspace_bytes);
+    auto gemm = LtGemm::Create(handle_.get(), workspace_, workspace_bytes);
+    if (!gemm.ok()) {
+      status_ = gemm.status();
+      return;
+    }
+    gemm_ = std::move(gemm).value();
+  }
+  const Status& status() const { return status_; }
+  LtGemm* operator->() const { return gemm_.get(); }
+  void* workspace() const { return workspace_; }
+
+ private:
+  Status status_;
+  CublasLtHandle handle_;
+  void* workspace_ = nullptr;
+  std::unique_ptr<LtGemm> gemm_;
+};
+
 struct GemmCase {
   int rows, in, out;
 };
@@ -129,12 +158,8 @@ TEST_P(LtGemmTest, MatchesReference) {
   const auto bias = MakeRandom16(shape.out, dtype, rng);
 
   DeviceEnv env;
-  auto handle = CublasLtHandle::Create();
-  ASSERT_TRUE(handle.ok()) << handle.status().ToString();
-  const size_t ws_bytes = 32 << 20;
-  void* ws = env.Poisoned(ws_bytes);
-  auto gemm = LtGemm::Create(handle->get(), ws, ws_bytes);
-  ASSERT_TRUE(gemm.ok()) << gemm.status().ToString();
+  TestGemm gemm(env, 32 << 20);
+  ASSERT_TRUE(gemm.status().ok()) << gemm.status().ToString();
   LinearArgs args;
   args.dtype = dtype;
   args.rows = shape.rows;
@@ -145,10 +170,10 @@ TEST_P(LtGemmTest, MatchesReference) {
   args.bias = epilogue == GemmEpilogue::kNone ? nullptr : env.Upload(bias.bits);
   args.y = env.Poisoned(size_t(shape.rows) * shape.out * 2);
   args.epilogue = epilogue;
-  ASSERT_TRUE((*gemm)->Linear(args, env.stream()).ok());
+  ASSERT_TRUE(gemm->Linear(args, env.stream()).ok());
   // A second call with the same shape reuses the plan.
-  ASSERT_TRUE((*gemm)->Linear(args, env.stream()).ok());
-  EXPECT_EQ((*gemm)->cached_plans(), 1u);
+  ASSERT_TRUE(gemm->Linear(args, env.stream()).ok());
+  EXPECT_EQ(gemm->cached_plans(), 1u);
   const auto y = env.Download16(args.y, size_t(shape.rows) * shape.out, dtype);
 
   std::vector<double> ref(size_t(shape.rows) * shape.out);
@@ -204,13 +229,9 @@ TEST_P(LtGemmResidualTest, MatchesReference) {
   const auto residual = MakeRandom16(n, dtype, rng, -2.0f, 2.0f);
 
   DeviceEnv env;
-  auto handle = CublasLtHandle::Create();
-  ASSERT_TRUE(handle.ok()) << handle.status().ToString();
-  const size_t ws_bytes = 32 << 20;
-  void* ws = env.Poisoned(ws_bytes);
-  auto gemm = LtGemm::Create(handle->get(), ws, ws_bytes);
-  ASSERT_TRUE(gemm.ok()) << gemm.status().ToString();
-  (*gemm)->set_autotune(true);
+  TestGemm gemm(env, 32 << 20);
+  ASSERT_TRUE(gemm.status().ok()) << gemm.status().ToString();
+  gemm->set_autotune(true);
   void* residual_dev = env.Upload(residual.bits);
   LinearArgs args;
   args.dtype = dtype;
@@ -225,8 +246,8 @@ TEST_P(LtGemmResidualTest, MatchesReference) {
   // In place, the first call plans the shape without autotuning (which would run the product
   // several times over the residual it reads).
   args.y = in_place ? residual_dev : env.Poisoned(n * 2);
-  ASSERT_TRUE((*gemm)->Linear(args, env.stream()).ok());
-  EXPECT_EQ((*gemm)->cached_plans(), 1u);
+  ASSERT_TRUE(gemm->Linear(args, env.stream()).ok());
+  EXPECT_EQ(gemm->cached_plans(), 1u);
   const auto y = env.Download16(args.y, n, dtype);
 
   std::vector<double> ref(n);
@@ -257,14 +278,10 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(LtGemmCandidatesTest, TimesTheHeuristicsListAndMarksTheChosenPlan) {
   SLUICE_SKIP_WITHOUT_GPU();
   DeviceEnv env;
-  auto handle = CublasLtHandle::Create();
-  ASSERT_TRUE(handle.ok());
-  const size_t ws_bytes = 32 << 20;
-  void* ws = env.Poisoned(ws_bytes);
-  auto gemm = LtGemm::Create(handle->get(), ws, ws_bytes);
-  ASSERT_TRUE(gemm.ok());
-  (*gemm)->set_autotune(true);
-  (*gemm)->set_tune_candidates(4);
+  TestGemm gemm(env, 32 << 20);
+  ASSERT_TRUE(gemm.status().ok()) << gemm.status().ToString();
+  gemm->set_autotune(true);
+  gemm->set_tune_candidates(4);
   std::mt19937 rng(testing::FreshSeed());
   LinearArgs args;
   args.rows = 256;
@@ -275,7 +292,7 @@ TEST(LtGemmCandidatesTest, TimesTheHeuristicsListAndMarksTheChosenPlan) {
   args.bias = env.Upload(MakeRandom16(1536, CudaDType::kF16, rng).bits);
   args.y = env.Poisoned(256 * 1536 * 2);
   args.epilogue = GemmEpilogue::kBiasGelu;
-  auto found = (*gemm)->TimeCandidates(args, env.stream(), 6, 2);
+  auto found = gemm->TimeCandidates(args, env.stream(), 6, 2);
   ASSERT_TRUE(found.ok()) << found.status().ToString();
   ASSERT_FALSE(found->empty());
   EXPECT_LE(found->size(), 6u);
@@ -289,27 +306,25 @@ TEST(LtGemmCandidatesTest, TimesTheHeuristicsListAndMarksTheChosenPlan) {
   }
   EXPECT_EQ(chosen, 1);
   args.rows = 0;
-  EXPECT_EQ((*gemm)->TimeCandidates(args, env.stream(), 4, 2).status().code(),
+  EXPECT_EQ(gemm->TimeCandidates(args, env.stream(), 4, 2).status().code(),
             StatusCode::kInvalidArgument);
 }
 
 TEST(LtGemmBadInputTest, RejectsEmptyShapesAndMissingOperands) {
   SLUICE_SKIP_WITHOUT_GPU();
   DeviceEnv env;
-  auto handle = CublasLtHandle::Create();
-  ASSERT_TRUE(handle.ok());
-  void* ws = env.Poisoned(1 << 20);
-  auto gemm = LtGemm::Create(handle->get(), ws, 1 << 20);
-  ASSERT_TRUE(gemm.ok());
+  TestGemm gemm(env, 1 << 20);
+  ASSERT_TRUE(gemm.status().ok()) << gemm.status().ToString();
+  void* ws = gemm.workspace();
   LinearArgs args;
   args.rows = 0;
   args.in_features = 8;
   args.out_features = 8;
-  EXPECT_EQ((*gemm)->Linear(args, env.stream()).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(gemm->Linear(args, env.stream()).code(), StatusCode::kInvalidArgument);
   args.rows = 8;
   args.x = args.w = args.y = ws;
   args.epilogue = GemmEpilogue::kBias;  // with no bias pointer
-  EXPECT_EQ((*gemm)->Linear(args, env.stream()).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(gemm->Linear(args, env.stream()).code(), StatusCode::kInvalidArgument);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -447,12 +462,9 @@ TEST_P(LtGemmFp8Test, MatchesReferenceOnTheQuantizedOperands) {
   ASSERT_TRUE(ConvertToE4m3(dtype, env.Upload(x.bits), x.bits.size(), x8, env.stream()).ok());
   ASSERT_TRUE(
       QuantizeWeightE4m3(dtype, env.Upload(w.bits), w.bits.size(), scale, w8, env.stream()).ok());
-  auto handle = CublasLtHandle::Create();
-  ASSERT_TRUE(handle.ok()) << handle.status().ToString();
-  const size_t ws_bytes = 32 << 20;
-  auto gemm = LtGemm::Create(handle->get(), env.Poisoned(ws_bytes), ws_bytes);
-  ASSERT_TRUE(gemm.ok()) << gemm.status().ToString();
-  (*gemm)->set_autotune(true);
+  TestGemm gemm(env, 32 << 20);
+  ASSERT_TRUE(gemm.status().ok()) << gemm.status().ToString();
+  gemm->set_autotune(true);
   const size_t n = size_t(shape.rows) * shape.out;
   LinearArgs args;
   args.dtype = dtype;
@@ -469,7 +481,7 @@ TEST_P(LtGemmFp8Test, MatchesReferenceOnTheQuantizedOperands) {
   args.y_fp8 = y_fp8;
   args.fast_accum = fast_accum;
   args.c_unused = y_fp8 ? env.Poisoned(n * 2) : nullptr;
-  const Status run = (*gemm)->Linear(args, env.stream());
+  const Status run = gemm->Linear(args, env.stream());
   ASSERT_TRUE(run.ok()) << run.ToString();
 
   const auto xq = env.Download<uint8_t>(x8, x.bits.size());
@@ -519,33 +531,31 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(LtGemmFp8BadInputTest, RejectsMissingScaleBf16AndUnalignedSizes) {
   SLUICE_SKIP_WITHOUT_GPU();
   DeviceEnv env;
-  auto handle = CublasLtHandle::Create();
-  ASSERT_TRUE(handle.ok());
-  void* ws = env.Poisoned(1 << 20);
-  auto gemm = LtGemm::Create(handle->get(), ws, 1 << 20);
-  ASSERT_TRUE(gemm.ok());
+  TestGemm gemm(env, 1 << 20);
+  ASSERT_TRUE(gemm.status().ok()) << gemm.status().ToString();
+  void* ws = gemm.workspace();
   LinearArgs args;
   args.rows = 8;
   args.in_features = 64;
   args.out_features = 64;
   args.x = args.w = args.y = ws;
   args.fp8 = true;
-  EXPECT_EQ((*gemm)->Linear(args, env.stream()).code(), StatusCode::kInvalidArgument);  // no scale
+  EXPECT_EQ(gemm->Linear(args, env.stream()).code(), StatusCode::kInvalidArgument);  // no scale
   args.w_scale = static_cast<const float*>(ws);
   args.dtype = CudaDType::kBF16;
-  EXPECT_EQ((*gemm)->Linear(args, env.stream()).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(gemm->Linear(args, env.stream()).code(), StatusCode::kInvalidArgument);
   args.dtype = CudaDType::kF16;
   args.in_features = 40;
-  EXPECT_EQ((*gemm)->Linear(args, env.stream()).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(gemm->Linear(args, env.stream()).code(), StatusCode::kInvalidArgument);
   args.in_features = 64;
   args.w_scale = static_cast<const float*>(ws) + 1;  // not 16-byte aligned
-  EXPECT_EQ((*gemm)->Linear(args, env.stream()).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(gemm->Linear(args, env.stream()).code(), StatusCode::kInvalidArgument);
   args.w_scale = static_cast<const float*>(ws);
   args.y_fp8 = true;  // without a placeholder C
-  EXPECT_EQ((*gemm)->Linear(args, env.stream()).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(gemm->Linear(args, env.stream()).code(), StatusCode::kInvalidArgument);
   args.fp8 = false;
   args.c_unused = ws;  // fp8 output from 16-bit inputs
-  EXPECT_EQ((*gemm)->Linear(args, env.stream()).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(gemm->Linear(args, env.stream()).code(), StatusCode::kInvalidArgument);
 }
 
 // ---------------------------------------------------------------------------------------------
