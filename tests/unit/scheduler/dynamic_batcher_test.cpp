@@ -17,6 +17,19 @@ namespace {
 using std::chrono::microseconds;
 using std::chrono::milliseconds;
 
+// Each sequence's echo vector: [length, first id, last id, sequences in its batch].
+void EchoVectors(const Batch& batch, std::vector<float>* out) {
+  out->clear();
+  const size_t n = batch.num_sequences();
+  for (size_t i = 0; i < n; ++i) {
+    const int32_t begin = batch.cu_seqlens[i], end = batch.cu_seqlens[i + 1];
+    out->push_back(static_cast<float>(end - begin));
+    out->push_back(static_cast<float>(batch.input_ids[begin]));
+    out->push_back(static_cast<float>(batch.input_ids[end - 1]));
+    out->push_back(static_cast<float>(n));
+  }
+}
+
 // A deterministic Backend for the batcher's own logic: each sequence's vector is
 // [length, first id, last id, sequences in its batch]. It records every batch it runs and can
 // be held shut to let work pile up in the queue.
@@ -35,15 +48,7 @@ class EchoBackend : public Backend {
       batches_.push_back(batch);
     }
     if (fail_) return Unavailable("device lost");
-    out->clear();
-    size_t n = batch.num_sequences();
-    for (size_t i = 0; i < n; ++i) {
-      int32_t begin = batch.cu_seqlens[i], end = batch.cu_seqlens[i + 1];
-      out->push_back(static_cast<float>(end - begin));
-      out->push_back(static_cast<float>(batch.input_ids[begin]));
-      out->push_back(static_cast<float>(batch.input_ids[end - 1]));
-      out->push_back(static_cast<float>(n));
-    }
+    EchoVectors(batch, out);
     return Status::Ok();
   }
 
@@ -115,15 +120,7 @@ class PipelinedBackend : public Backend {
     }
     Batch batch = std::move(pending_.front().second);
     pending_.pop_front();
-    out->clear();
-    size_t n = batch.num_sequences();
-    for (size_t i = 0; i < n; ++i) {
-      int32_t begin = batch.cu_seqlens[i], end = batch.cu_seqlens[i + 1];
-      out->push_back(static_cast<float>(end - begin));
-      out->push_back(static_cast<float>(batch.input_ids[begin]));
-      out->push_back(static_cast<float>(batch.input_ids[end - 1]));
-      out->push_back(static_cast<float>(n));
-    }
+    EchoVectors(batch, out);
     return Status::Ok();
   }
 
