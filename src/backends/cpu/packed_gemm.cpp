@@ -65,6 +65,9 @@ const GemmChoice& Choice() {
       SLUICE_LOG_INFO("cpu linear layers: OpenBLAS (SLUICE_CPU_GEMM=openblas)");
       return c;
     }
+    if (!want.empty() && want != "avx2") {
+      SLUICE_LOG_WARN("SLUICE_CPU_GEMM={} is not openblas or avx2; ignored", want);
+    }
     if (want != "avx2" && PackedGemmIsaSupported(PackedGemmIsa::kAvx512)) {
       c.packed = true;
       c.isa = PackedGemmIsa::kAvx512;

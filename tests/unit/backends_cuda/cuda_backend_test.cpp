@@ -431,6 +431,19 @@ TEST(CudaBackendCreateTest, RejectsFp8WithBf16OrTheResidualInTheGemm) {
   EXPECT_EQ(residual.status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(CudaBackendCreateTest, RejectsFp8ForSizesThatAreNotMultiplesOf16) {
+  // Checked before the device is touched, so this runs without a GPU too.
+  EncoderConfig config = BertLike();
+  config.intermediate_size = 136;
+  RandomModel model(config, DType::kF32, 1);
+  CudaBackendOptions options;
+  options.fp8_gemms = true;
+  auto backend = CudaBackend::Create(config, model.weights(), Pooling::kMean, options);
+  ASSERT_FALSE(backend.ok());
+  EXPECT_EQ(backend.status().code(), StatusCode::kUnimplemented) << backend.status().ToString();
+  EXPECT_NE(backend.status().message().find("multiples of 16"), std::string::npos);
+}
+
 TEST(CudaBackendCreateTest, RejectsArchitecturesWithoutKernels) {
   RandomModel model(BertLike(), DType::kF32, 1);
   EncoderConfig config = BertLike();
