@@ -24,6 +24,34 @@ if(NOT SLUICE_CUDA STREQUAL "OFF")
   endif()
   check_language(CUDA)
   if(CMAKE_CUDA_COMPILER)
+    if(SLUICE_CUDA_ARCHITECTURES STREQUAL "")
+      # The GPUs of the building machine (nvidia-smi's compute_cap, "9.0" -> 90); Hopper when
+      # there is none. Each architecture also carries its PTX, which newer GPUs compile at load.
+      set(detected "")
+      find_program(SLUICE_NVIDIA_SMI nvidia-smi)
+      if(SLUICE_NVIDIA_SMI)
+        execute_process(COMMAND ${SLUICE_NVIDIA_SMI} --query-gpu=compute_cap --format=csv,noheader
+                        OUTPUT_VARIABLE caps RESULT_VARIABLE smi_result ERROR_QUIET)
+        if(smi_result EQUAL 0)
+          string(REGEX MATCHALL "[0-9]+\\.[0-9]+" caps "${caps}")
+          foreach(cap ${caps})
+            string(REPLACE "." "" arch "${cap}")
+            list(APPEND detected ${arch})
+          endforeach()
+          list(REMOVE_DUPLICATES detected)
+        endif()
+      endif()
+      if(detected)
+        set(SLUICE_CUDA_ARCHITECTURES "${detected}" CACHE STRING
+          "CUDA architectures to compile for, e.g. 80;89;90 (default: this machine's GPUs, else 90)"
+          FORCE)
+      else()
+        set(SLUICE_CUDA_ARCHITECTURES "90" CACHE STRING
+          "CUDA architectures to compile for, e.g. 80;89;90 (default: this machine's GPUs, else 90)"
+          FORCE)
+      endif()
+    endif()
+    message(STATUS "sluice: CUDA architectures ${SLUICE_CUDA_ARCHITECTURES}")
     set(CMAKE_CUDA_ARCHITECTURES ${SLUICE_CUDA_ARCHITECTURES})
     enable_language(CUDA)
     find_package(CUDAToolkit REQUIRED)

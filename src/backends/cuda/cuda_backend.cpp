@@ -11,6 +11,7 @@
 #include "backends/cuda/kernels/attention.cuh"
 #include "backends/cuda/kernels/embedding_layernorm.cuh"
 #include "backends/cuda/kernels/fp8_quantize.cuh"
+#include "backends/cuda/kernels/kernel_image.cuh"
 #include "backends/cuda/kernels/pooling.cuh"
 
 namespace sluice::cuda {
@@ -84,6 +85,8 @@ StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const EncoderConfig& 
   std::unique_ptr<CudaBackend> backend(new CudaBackend(config, pooling, options));
   SLUICE_ASSIGN_OR_RETURN(backend->arena_,
                           DeviceArena::Create(options.device, options.gpu_memory_limit));
+  // A GPU this build has no code for fails here, clearly, rather than at its first kernel.
+  SLUICE_RETURN_IF_ERROR(CheckKernelImage(options.device));
   SLUICE_ASSIGN_OR_RETURN(backend->stream_, CudaStream::Create());
   SLUICE_ASSIGN_OR_RETURN(backend->copy_stream_, CudaStream::Create());
   SLUICE_ASSIGN_OR_RETURN(backend->lt_handle_, CublasLtHandle::Create());

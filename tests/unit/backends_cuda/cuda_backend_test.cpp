@@ -1,6 +1,7 @@
 // CudaBackend end to end on small random encoders: against a double-precision CPU forward,
 // batched against one-at-a-time, and every bad-input path.
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/kernels/kernel_image.cuh"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -455,6 +456,45 @@ TEST(CudaBackendCreateTest, RejectsArchitecturesWithoutKernels) {
   config.activation = Activation::kSilu;
   backend = CudaBackend::Create(config, model.weights(), Pooling::kMean, {});
   EXPECT_EQ(backend.status().code(), StatusCode::kUnimplemented);
+}
+
+// Every compiled architecture carries its PTX, so a device runs this build when one of them is
+// at most its compute capability; otherwise Create names the device's capability and the flag
+// to rebuild with, before any kernel runs.
+TEST(CudaBackendCreateTest, RefusesAGpuThisBuildHasNoCodeFor) {
+  SLUICE_SKIP_WITHOUT_GPU();
+  int major = 0, minor = 0;
+  ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0), cudaSuccess);
+  ASSERT_EQ(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0), cudaSuccess);
+  const int capability = 10 * major + minor;
+  const std::string compiled = CompiledArchitectures();
+  ASSERT_FALSE(compiled.empty());
+  bool runnable = false;
+  for (size_t at = 0; at < compiled.size();) {
+    const size_t comma = std::min(compiled.find(',', at), compiled.size());
+    // "90", "90a" or "90-real": the number leads.
+    runnable |= std::atoi(compiled.substr(at, comma - at).c_str()) <= capability;
+    at = comma + 1;
+  }
+  RandomModel model(BertLike(), DType::kF32, 1);
+  auto backend = CudaBackend::Create(BertLike(), model.weights(), Pooling::kMean, {});
+  const Status probe = CheckKernelImage(0);
+  if (runnable && major >= 8) {
+    EXPECT_TRUE(probe.ok()) << probe.ToString();
+    EXPECT_TRUE(backend.ok()) << backend.status().ToString();
+    return;
+  }
+  ASSERT_FALSE(backend.ok());
+  EXPECT_EQ(backend.status().code(), StatusCode::kUnimplemented);
+  EXPECT_EQ(probe.code(), StatusCode::kUnimplemented);
+  const std::string message = backend.status().message();
+  EXPECT_NE(message.find(fmt::format("compute capability {}.{}", major, minor)), std::string::npos)
+      << message;
+  if (major >= 8) {
+    EXPECT_NE(message.find(fmt::format("-DSLUICE_CUDA_ARCHITECTURES={}", capability)),
+              std::string::npos)
+        << message;
+  }
 }
 
 TEST(CudaBackendCreateTest, RejectsMismatchedWeightsBeforeTouchingTheDevice) {
