@@ -31,20 +31,30 @@ constexpr PgStatement kGet = {
 
 // The claim: lock up to $2 runnable rows that no one else holds (SKIP LOCKED), in priority
 // order, then mark them in the same statement. MATERIALIZED keeps the LIMIT from being pushed
-// into a join that could lock or update more rows than asked for.
-constexpr PgStatement kClaim = {
-    "sluice_job_claim",
-    "WITH c AS MATERIALIZED ("
-    "  SELECT id FROM sluice.jobs"
-    "  WHERE status = 'pending' AND run_after <= now()"
-    "  ORDER BY priority DESC, id"
-    "  LIMIT $2::int8"
-    "  FOR UPDATE SKIP LOCKED) "
-    "UPDATE sluice.jobs j SET status = 'processing', attempt = j.attempt + 1, worker_id = $1::text,"
-    "  lease_expires_at = now() + $3::int8 * interval '1 millisecond', updated_at = now() "
-    "FROM c WHERE j.id = c.id "
-    "RETURNING j.id, j.model, " SLUICE_JOB_INPUTS(
-        "j") ", j.priority, j.attempt, j.max_attempts, j.lease_expires_at"};
+// into a join that could lock or update more rows than asked for. `filter` narrows the rows by
+// model: with `model = $4` the planner treats model as a constant and walks
+// jobs_claim_model_idx (model, priority DESC, id) in claim order; `model = ANY($4)` cannot, so
+// several models take jobs_claim_idx with a filter or sort the matching rows.
+#define SLUICE_JOB_CLAIM(filter) \
+  "WITH c AS MATERIALIZED ("                                                 \
+  "  SELECT id FROM sluice.jobs"                                             \
+  "  WHERE status = 'pending' AND run_after <= now()" filter                 \
+  "  ORDER BY priority DESC, id"                                             \
+  "  LIMIT $2::int8"                                                         \
+  "  FOR UPDATE SKIP LOCKED) "                                               \
+  "UPDATE sluice.jobs j SET status = 'processing', attempt = j.attempt + 1," \
+  "  worker_id = $1::text,"                                                  \
+  "  lease_expires_at = now() + $3::int8 * interval '1 millisecond',"        \
+  "  updated_at = now() "                                                    \
+  "FROM c WHERE j.id = c.id "                                                \
+  "RETURNING j.id, j.model, " SLUICE_JOB_INPUTS("j") ","                     \
+  "  j.priority, j.attempt, j.max_attempts, j.lease_expires_at"
+
+constexpr PgStatement kClaim = {"sluice_job_claim", SLUICE_JOB_CLAIM("")};
+constexpr PgStatement kClaimModel = {"sluice_job_claim_model",
+                                     SLUICE_JOB_CLAIM(" AND model = $4::text")};
+constexpr PgStatement kClaimModels = {"sluice_job_claim_models",
+                                      SLUICE_JOB_CLAIM(" AND model = ANY($4::text[])")};
 
 constexpr PgStatement kHeartbeat = {
     "sluice_job_heartbeat",
@@ -203,15 +213,26 @@ Status PgJobQueue::Cancel(int64_t id) {
 }
 
 StatusOr<std::vector<ClaimedJob>> PgJobQueue::Claim(std::string_view worker_id, int n,
-                                                    milliseconds lease) {
+                                                    milliseconds lease,
+                                                    std::span<const std::string> models) {
   if (n < 1) return InvalidArgument("claim at least one job");
   if (worker_id.empty()) return InvalidArgument("worker id must not be empty");
   if (lease.count() <= 0) return InvalidArgument("lease must be positive");
+  for (const std::string& model : models) {
+    if (model.empty()) return InvalidArgument("a claimed model name must not be empty");
+  }
+  PgParams params;
+  params.Text(worker_id).Int64(n).Int64(lease.count());
+  const PgStatement* statement = &kClaim;
+  if (models.size() == 1) {
+    statement = &kClaimModel;
+    params.Text(models.front());
+  } else if (models.size() > 1) {
+    statement = &kClaimModels;
+    params.TextArray(models);
+  }
   SLUICE_ASSIGN_OR_RETURN(PgPool::Handle conn, pool_->Acquire());
-  SLUICE_ASSIGN_OR_RETURN(
-      PgResult r,
-      conn->ExecutePrepared(kClaim, PgParams().Text(worker_id).Int64(n).Int64(lease.count()),
-                            PgFormat::kBinary));
+  SLUICE_ASSIGN_OR_RETURN(PgResult r, conn->ExecutePrepared(*statement, params, PgFormat::kBinary));
   std::vector<ClaimedJob> jobs;
   jobs.reserve(static_cast<size_t>(r.rows()));
   for (int row = 0; row < r.rows(); ++row) {

@@ -2,7 +2,8 @@
 // workers Claim a batch, compute with no transaction open, then Complete or Fail it. Every
 // state change is one short autocommit statement, and Complete/Fail are guarded by
 // (id, attempt, status = 'processing') so a worker whose lease expired cannot overwrite a later
-// attempt. Claim order: higher priority first, then FIFO by id.
+// attempt. Claim order: higher priority first, then FIFO by id; a worker claims only the
+// models it serves.
 // Thread-safety: all methods are safe to call from any thread (each borrows a pool connection).
 #pragma once
 
@@ -89,9 +90,12 @@ class PgJobQueue {
   Status Cancel(int64_t id);
 
   // Claims up to `n` runnable jobs for `worker_id` with a lease of `lease`; never more than n.
-  // Returned in claim order. Jobs whose input is not an array of strings cannot be inserted.
+  // With `models`, only jobs whose model is one of them (others stay pending, unlocked);
+  // empty: any model. Returned in claim order. Jobs whose input is not an array of strings
+  // cannot be inserted.
   StatusOr<std::vector<ClaimedJob>> Claim(std::string_view worker_id, int n,
-                                          std::chrono::milliseconds lease);
+                                          std::chrono::milliseconds lease,
+                                          std::span<const std::string> models = {});
   // Extends the leases of `ids` held by `worker_id`; returns the ids still held (a job
   // cancelled or reclaimed meanwhile is missing: stop working on it).
   StatusOr<std::vector<int64_t>> Heartbeat(std::string_view worker_id, std::span<const int64_t> ids,

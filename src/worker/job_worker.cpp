@@ -166,8 +166,9 @@ StatusOr<int64_t> JobWorker::CleanupCompleted() {
 }
 
 StatusOr<int> JobWorker::RunOnce() {
-  SLUICE_ASSIGN_OR_RETURN(std::vector<ClaimedJob> jobs,
-                          queue_->Claim(options_.worker_id, options_.batch_jobs, options_.lease));
+  SLUICE_ASSIGN_OR_RETURN(
+      std::vector<ClaimedJob> jobs,
+      queue_->Claim(options_.worker_id, options_.batch_jobs, options_.lease, options_.models));
   if (jobs.empty()) return 0;
   const int count = static_cast<int>(jobs.size());
   batches_.fetch_add(1);
@@ -208,6 +209,8 @@ void JobWorker::Submit(Batch& batch, std::vector<ClaimedJob> jobs) {
   std::vector<std::vector<Encoding>> encodings;
   batch.entries.reserve(jobs.size());
   for (ClaimedJob& job : jobs) {
+    // Claim returns only the served models' jobs; should another one come through anyway,
+    // failing it beats computing it with the wrong model.
     if (std::find(options_.models.begin(), options_.models.end(), job.model) ==
         options_.models.end()) {
       FailJob(job, NotFound("model '" + job.model + "' is not served by this worker"));

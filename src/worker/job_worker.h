@@ -27,7 +27,7 @@ namespace sluice {
 struct JobWorkerOptions {
   // Stored in sluice.jobs.worker_id; unique per process (host:pid:random by default).
   std::string worker_id;
-  // Model names this worker computes. A claimed job naming another model fails permanently.
+  // Model names this worker computes; it claims only jobs for these (others stay pending).
   std::vector<std::string> models;
   // Jobs per Claim: one batcher batch's worth.
   int batch_jobs = 64;

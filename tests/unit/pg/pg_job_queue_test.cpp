@@ -43,8 +43,8 @@ class PgJobQueueTest : public PgTest {
   }
 
   int64_t MustEnqueue(std::vector<std::string> inputs, int32_t priority = 0,
-                      int32_t max_attempts = 3) {
-    StatusOr<int64_t> id = queue_->Enqueue("m", inputs, priority, max_attempts);
+                      int32_t max_attempts = 3, std::string_view model = "m") {
+    StatusOr<int64_t> id = queue_->Enqueue(model, inputs, priority, max_attempts);
     SLUICE_CHECK(id.ok()) << id.status().ToString();
     return *id;
   }
@@ -54,7 +54,9 @@ class PgJobQueueTest : public PgTest {
 };
 
 TEST_F(PgJobQueueTest, CreateRefusesUnmigratedDatabase) {
-  Query("DELETE FROM sluice.schema_migrations WHERE version = 2");
+  Query(
+      "DELETE FROM sluice.schema_migrations "
+      "WHERE version = (SELECT max(version) FROM sluice.schema_migrations)");
   StatusOr<std::unique_ptr<PgJobQueue>> queue = PgJobQueue::Create(pool_);
   ASSERT_FALSE(queue.ok());
   EXPECT_NE(queue.status().message().find("run `sluice migrate`"), std::string::npos);
@@ -119,6 +121,105 @@ TEST_F(PgJobQueueTest, ClaimNeverReturnsMoreThanNAndHonorsPriority) {
   EXPECT_EQ(queue_->Claim("", 1, milliseconds(1)).status().code(), StatusCode::kInvalidArgument);
 }
 
+std::vector<int64_t> Ids(const std::vector<ClaimedJob>& jobs) {
+  std::vector<int64_t> ids;
+  for (const ClaimedJob& j : jobs) ids.push_back(j.id);
+  return ids;
+}
+
+TEST_F(PgJobQueueTest, ClaimWithModelsTakesOnlyThoseModels) {
+  int64_t a_low = MustEnqueue({"a low"}, 0, 3, "a");
+  int64_t b_high = MustEnqueue({"b high"}, 9, 3, "b");
+  int64_t a_high = MustEnqueue({"a high"}, 5, 3, "a");
+  int64_t c_low = MustEnqueue({"c low"}, 0, 3, "c");
+  int64_t a_low2 = MustEnqueue({"a low 2"}, 0, 3, "a");
+  int64_t b_low = MustEnqueue({"b low"}, 0, 3, "b");
+  int64_t c_high = MustEnqueue({"c high"}, 7, 3, "c");
+
+  // One model: its jobs only, priority first, then FIFO, never more than n.
+  std::vector<std::string> a = {"a"};
+  StatusOr<std::vector<ClaimedJob>> first = queue_->Claim("wa", 2, milliseconds(30000), a);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(Ids(*first), (std::vector<int64_t>{a_high, a_low}));
+  for (const ClaimedJob& j : *first) EXPECT_EQ(j.model, "a");
+  EXPECT_EQ(Ids(*queue_->Claim("wa", 10, milliseconds(30000), a)), std::vector<int64_t>{a_low2});
+  EXPECT_TRUE(queue_->Claim("wa", 10, milliseconds(30000), a)->empty());
+
+  // The other models' jobs are untouched: pending, never attempted, held by no one.
+  for (int64_t id : {b_high, c_low, b_low, c_high}) {
+    StatusOr<JobRecord> job = queue_->Get(id);
+    EXPECT_EQ(job->status, JobStatus::kPending) << id;
+    EXPECT_EQ(job->attempt, 0) << id;
+    EXPECT_FALSE(job->worker_id.has_value()) << id;
+  }
+
+  // Several models: merged in claim order.
+  std::vector<std::string> b_and_c = {"c", "b"};
+  StatusOr<std::vector<ClaimedJob>> both = queue_->Claim("wbc", 3, milliseconds(30000), b_and_c);
+  ASSERT_TRUE(both.ok()) << both.status().ToString();
+  EXPECT_EQ(Ids(*both), (std::vector<int64_t>{b_high, c_high, c_low}));
+  EXPECT_EQ(queue_->Get(c_high)->worker_id, "wbc");
+
+  // A model nobody enqueued finds nothing; no models at all means any model.
+  std::vector<std::string> none = {"z"};
+  EXPECT_TRUE(queue_->Claim("wz", 10, milliseconds(30000), none)->empty());
+  EXPECT_EQ(Ids(*queue_->Claim("any", 10, milliseconds(30000), {})), std::vector<int64_t>{b_low});
+  EXPECT_EQ(Query("SELECT count(*) FROM sluice.jobs WHERE status = 'pending'"), "0");
+}
+
+TEST_F(PgJobQueueTest, ClaimRejectsAnEmptyModelName) {
+  MustEnqueue({"x"});
+  std::vector<std::string> models = {"m", ""};
+  EXPECT_EQ(queue_->Claim("w", 1, milliseconds(30000), models).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(Query("SELECT status FROM sluice.jobs"), "pending");
+}
+
+// A row another claimer holds (its claim statement still running) is skipped, not waited for,
+// and a claimer for another model does not touch it at all.
+TEST_F(PgJobQueueTest, ModelClaimSkipsRowsLockedByAnotherClaimer) {
+  int64_t a1 = MustEnqueue({"a1"}, 0, 3, "a");
+  int64_t a2 = MustEnqueue({"a2"}, 0, 3, "a");
+  int64_t b1 = MustEnqueue({"b1"}, 0, 3, "b");
+  PgConnection holder = Connect();
+  SLUICE_ASSERT_OK(holder.ExecuteScript(
+      "BEGIN; SELECT id FROM sluice.jobs WHERE id = " + std::to_string(a1) + " FOR UPDATE"));
+  std::vector<std::string> a = {"a"};
+  std::vector<std::string> b = {"b"};
+  EXPECT_EQ(Ids(*queue_->Claim("wb", 10, milliseconds(30000), b)), std::vector<int64_t>{b1});
+  EXPECT_EQ(Ids(*queue_->Claim("wa", 10, milliseconds(30000), a)), std::vector<int64_t>{a2});
+  SLUICE_ASSERT_OK(holder.ExecuteScript("ROLLBACK"));
+  EXPECT_EQ(Ids(*queue_->Claim("wa", 10, milliseconds(30000), a)), std::vector<int64_t>{a1});
+}
+
+// A worker usually serves one model: that claim must walk jobs_claim_model_idx in claim order
+// and stop after n rows, whatever the pending jobs of other models.
+TEST_F(PgJobQueueTest, OneModelClaimWalksTheModelIndex) {
+  Query(
+      "INSERT INTO sluice.jobs (model, input, priority) "
+      "SELECT 'm' || (i % 4), '[\"x\"]', i % 3 FROM generate_series(1, 2000) AS i");
+  Query("ANALYZE sluice.jobs");
+  // One connection: Claim prepares its statement there, and EXPLAIN EXECUTE plans that one.
+  std::shared_ptr<PgPool> pool = MakePool(1);
+  StatusOr<std::unique_ptr<PgJobQueue>> queue = PgJobQueue::Create(pool);
+  ASSERT_TRUE(queue.ok()) << queue.status().ToString();
+  std::vector<std::string> models = {"m1"};
+  ASSERT_EQ((*queue)->Claim("w", 1, milliseconds(30000), models)->size(), 1u);
+  StatusOr<PgPool::Handle> conn = pool->Acquire();
+  ASSERT_TRUE(conn.ok()) << conn.status().ToString();
+  for (const char* mode : {"force_custom_plan", "force_generic_plan"}) {
+    SLUICE_ASSERT_OK((**conn).ExecuteScript(std::string("SET plan_cache_mode = ") + mode));
+    StatusOr<PgResult> plan =
+        (**conn).Execute("EXPLAIN (COSTS OFF) EXECUTE sluice_job_claim_model('w', 8, 30000, 'm1')");
+    ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+    std::string text;
+    for (int row = 0; row < plan->rows(); ++row) text += std::string(plan->Raw(row, 0)) + "\n";
+    EXPECT_NE(text.find("Index Scan using jobs_claim_model_idx"), std::string::npos) << mode << "\n"
+                                                                                     << text;
+    EXPECT_EQ(text.find("Sort"), std::string::npos) << mode << "\n" << text;
+  }
+}
+
 TEST_F(PgJobQueueTest, ConcurrentClaimersNeverShareAJob) {
   constexpr int kJobs = 300;
   constexpr int kThreads = 6;
@@ -138,6 +239,47 @@ TEST_F(PgJobQueueTest, ConcurrentClaimersNeverShareAJob) {
         if (jobs->empty()) return;
         if (jobs->size() > 7) errors++;
         for (const ClaimedJob& j : *jobs) {
+          claimed[t].push_back(j.id);
+          if (!queue_->Complete(j.id, j.attempt, {{1.0f}}).value()) errors++;
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(errors.load(), 0);
+  std::set<int64_t> all;
+  size_t total = 0;
+  for (const auto& ids : claimed) {
+    total += ids.size();
+    all.insert(ids.begin(), ids.end());
+  }
+  EXPECT_EQ(total, static_cast<size_t>(kJobs));
+  EXPECT_EQ(all.size(), static_cast<size_t>(kJobs));
+  EXPECT_EQ(Query("SELECT count(*) FROM sluice.jobs WHERE status = 'completed'"),
+            std::to_string(kJobs));
+}
+
+TEST_F(PgJobQueueTest, ConcurrentClaimersForDifferentModelsNeverShareAJob) {
+  constexpr int kJobs = 240;
+  for (int i = 0; i < kJobs; ++i) MustEnqueue({std::to_string(i)}, i % 3, 3, i % 2 ? "a" : "b");
+  // Two claimers for a, one for b, one for both.
+  const std::vector<std::vector<std::string>> serves = {{"a"}, {"a"}, {"b"}, {"a", "b"}};
+  const size_t threads_n = serves.size();
+  std::vector<std::vector<int64_t>> claimed(threads_n);
+  std::vector<std::thread> threads;
+  std::atomic<int> errors{0};
+  for (size_t t = 0; t < threads_n; ++t) {
+    threads.emplace_back([&, t] {
+      while (true) {
+        StatusOr<std::vector<ClaimedJob>> jobs =
+            queue_->Claim("w" + std::to_string(t), 5, milliseconds(30000), serves[t]);
+        if (!jobs.ok() || jobs->size() > 5) {
+          errors++;
+          return;
+        }
+        if (jobs->empty()) return;
+        for (const ClaimedJob& j : *jobs) {
+          if (std::find(serves[t].begin(), serves[t].end(), j.model) == serves[t].end()) errors++;
           claimed[t].push_back(j.id);
           if (!queue_->Complete(j.id, j.attempt, {{1.0f}}).value()) errors++;
         }

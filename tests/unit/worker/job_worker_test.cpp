@@ -168,15 +168,31 @@ TEST_F(JobWorkerTest, ClaimsAtMostBatchJobsPerPass) {
   EXPECT_EQ(Query("SELECT count(*) FROM sluice.jobs WHERE status = 'completed'"), "7");
 }
 
-TEST_F(JobWorkerTest, JobsForAnotherModelFailPermanently) {
-  int64_t other = Enqueue({"hello"}, "some-other-model");
+TEST_F(JobWorkerTest, LeavesAnotherModelsJobsForItsWorkers) {
+  int64_t other = Enqueue({"hello"}, "some-other-model");  // first in claim order
   int64_t ours = Enqueue({"hello"});
   auto worker = MakeWorker(Options());
-  EXPECT_EQ(*worker->RunOnce(), 2);
-  JobRecord job = Get(other);
-  EXPECT_EQ(job.status, JobStatus::kFailed);
-  EXPECT_NE(job.error.value_or("").find("some-other-model"), std::string::npos);
+  EXPECT_EQ(*worker->RunOnce(), 1);
+  EXPECT_EQ(*worker->RunOnce(), 0);
   EXPECT_EQ(Get(ours).status, JobStatus::kCompleted);
+  JobRecord untouched = Get(other);
+  EXPECT_EQ(untouched.status, JobStatus::kPending);
+  EXPECT_EQ(untouched.attempt, 0);
+  EXPECT_FALSE(untouched.worker_id.has_value());
+  EXPECT_FALSE(untouched.error.has_value());
+  EXPECT_EQ(worker->stats().failed, 0);
+
+  // A worker serving that model (the same weights under another name) completes it.
+  JobWorkerOptions o = Options();
+  o.worker_id = "other-worker";
+  o.models = {"some-other-model"};
+  auto second = MakeWorker(o);
+  EXPECT_EQ(*second->RunOnce(), 1);
+  JobRecord done = Get(other);
+  ASSERT_EQ(done.status, JobStatus::kCompleted);
+  EXPECT_EQ(done.attempt, 1);
+  EXPECT_EQ(done.worker_id.value_or(""), "other-worker");
+  ExpectNear(done.result[0], Reference("hello"));
 }
 
 TEST_F(JobWorkerTest, OverLongInputFailsPermanentlyWithoutTruncation) {
@@ -225,9 +241,14 @@ TEST_F(JobWorkerTest, ReclaimsExpiredLeasesAndCompletesThem) {
 TEST_F(JobWorkerTest, CleanupDeletesOldCompletedJobsOnly) {
   int64_t old_done = Enqueue({"a"});
   int64_t new_done = Enqueue({"b"});
-  int64_t bad = Enqueue({"c"}, "other-model");
-  auto worker = MakeWorker(Options());
+  std::string long_text;
+  for (int i = 0; i < 600; ++i) long_text += "word ";
+  int64_t bad = Enqueue({long_text});  // fails permanently without truncation
+  JobWorkerOptions o = Options();
+  o.truncate = false;
+  auto worker = MakeWorker(o);
   EXPECT_EQ(*worker->RunOnce(), 3);
+  ASSERT_EQ(Get(bad).status, JobStatus::kFailed);
   Query("UPDATE sluice.jobs SET completed_at = now() - interval '2 days' WHERE id IN (" +
         std::to_string(old_done) + "," + std::to_string(bad) + ")");
   EXPECT_EQ(*worker->CleanupCompleted(), 1);  // retention is one day
