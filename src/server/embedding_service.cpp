@@ -61,6 +61,8 @@ class EmbeddingService::Request {
   SteadyTime deadline() const { return deadline_; }
   const std::shared_ptr<const std::atomic<bool>>& cancelled() const { return cancelled_; }
   bool finished() const { return finished_.load(std::memory_order_acquire); }
+  // True the first time only: the request is then watched for its deadline.
+  bool StartWatch() { return !watched_.exchange(true, std::memory_order_acq_rel); }
 
   // Sets row `i`. REQUIRES: each row set at most once; value holds dim floats.
   void Complete(size_t i, CachedVector value) {
@@ -101,6 +103,7 @@ class EmbeddingService::Request {
   const std::shared_ptr<const std::atomic<bool>> cancelled_;
   const std::function<void(StatusOr<Embeddings>)> done_;
   std::atomic<bool> finished_{false};
+  std::atomic<bool> watched_{false};
   std::once_flag done_once_;
 };
 
@@ -346,6 +349,15 @@ void EmbeddingService::Resolve(const std::shared_ptr<Request>& request,
       compute.push_back(i);
       flights->push_back(std::move(flight));
       continue;
+    }
+    // The leader computes under its own deadline; this request keeps to its own.
+    if (request->deadline() != SteadyTime::max() && request->StartWatch()) {
+      deadline_watch_.Add(request->deadline(), [weak = std::weak_ptr<Request>(request)] {
+        if (std::shared_ptr<Request> r = weak.lock()) {
+          r->Fail(DeadlineExceeded(
+              "request deadline passed while an identical input in flight was computed"));
+        }
+      });
     }
     flight.OnDone([this, request, i](const SingleFlight::Result& result, bool abandoned) {
       if (request->finished()) return;

@@ -20,6 +20,7 @@
 #include "cache/tiered_cache.h"
 #include "common/status.h"
 #include "scheduler/dynamic_batcher.h"
+#include "server/deadline_watch.h"
 #include "server/embed_inputs.h"
 #include "tokenizer/tokenizer.h"
 
@@ -125,6 +126,9 @@ class EmbeddingService {
   // Indexed by normalize * 4 + truncate * 2 + (side == kLeft); empty without a cache.
   std::vector<CacheKeyBuilder> key_builders_;
   std::atomic<size_t> in_flight_{0};
+  // Fails followers of identical inputs in flight at their own deadline. Declared last: its
+  // thread, which calls into requests, stops before anything else here goes.
+  DeadlineWatch deadline_watch_;
 };
 
 }  // namespace sluice

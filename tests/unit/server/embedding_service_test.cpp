@@ -336,6 +336,25 @@ TEST_F(EmbeddingServiceTest, FollowerOfALeaderThatTimesOutComputesItself) {
   EXPECT_EQ(computed_.load(), 1u);
 }
 
+// A follower keeps to its own deadline when the leader computing its input has a later one;
+// the leader still gets its vector, computed once.
+TEST_F(EmbeddingServiceTest, FollowerAnswersAtItsOwnDeadlineNotTheLeaders) {
+  StartCached(microseconds(400000));  // the leader's batch waits 400 ms
+  auto leader = EmbedAsync(Texts({"patient leader"}));
+  EmbedOptions impatient;
+  impatient.deadline = SteadyClock::now() + std::chrono::milliseconds(50);
+  auto follower = EmbedAsync(Texts({"patient leader"}), impatient);
+  auto r = follower.get();
+  EXPECT_EQ(r.status().code(), StatusCode::kDeadlineExceeded) << r.status().ToString();
+  // Answered at its deadline, while the leader's batch is still waiting.
+  EXPECT_EQ(leader.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  auto l = leader.get();
+  ASSERT_TRUE(l.ok()) << l.status().ToString();
+  EXPECT_EQ(computed_.load(), 1u);
+  EXPECT_EQ(cache_->single_flight().Stats().followers, 1u);
+  EXPECT_EQ(service_->in_flight(), 0u);
+}
+
 TEST_F(EmbeddingServiceTest, BadInputsAreRefusedAlikeWithTheCacheOn) {
   StartCached();
   ASSERT_TRUE(Embed(Texts({"fine"})).ok());
