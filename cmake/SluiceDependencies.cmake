@@ -27,13 +27,14 @@ if(NOT SLUICE_CUDA STREQUAL "OFF")
     if(SLUICE_CUDA_ARCHITECTURES STREQUAL "")
       # The GPUs of the building machine (nvidia-smi's compute_cap, "9.0" -> 90); Hopper when
       # there is none. Each architecture also carries its PTX, which newer GPUs compile at load.
-      set(detected "")
+      set(detected "90")
       find_program(SLUICE_NVIDIA_SMI nvidia-smi)
       if(SLUICE_NVIDIA_SMI)
         execute_process(COMMAND ${SLUICE_NVIDIA_SMI} --query-gpu=compute_cap --format=csv,noheader
                         OUTPUT_VARIABLE caps RESULT_VARIABLE smi_result ERROR_QUIET)
-        if(smi_result EQUAL 0)
-          string(REGEX MATCHALL "[0-9]+\\.[0-9]+" caps "${caps}")
+        string(REGEX MATCHALL "[0-9]+\\.[0-9]+" caps "${caps}")
+        if(smi_result EQUAL 0 AND caps)
+          set(detected "")
           foreach(cap ${caps})
             string(REPLACE "." "" arch "${cap}")
             list(APPEND detected ${arch})
@@ -41,15 +42,7 @@ if(NOT SLUICE_CUDA STREQUAL "OFF")
           list(REMOVE_DUPLICATES detected)
         endif()
       endif()
-      if(detected)
-        set(SLUICE_CUDA_ARCHITECTURES "${detected}" CACHE STRING
-          "CUDA architectures to compile for, e.g. 80;89;90 (default: this machine's GPUs, else 90)"
-          FORCE)
-      else()
-        set(SLUICE_CUDA_ARCHITECTURES "90" CACHE STRING
-          "CUDA architectures to compile for, e.g. 80;89;90 (default: this machine's GPUs, else 90)"
-          FORCE)
-      endif()
+      set_property(CACHE SLUICE_CUDA_ARCHITECTURES PROPERTY VALUE "${detected}")
     endif()
     message(STATUS "sluice: CUDA architectures ${SLUICE_CUDA_ARCHITECTURES}")
     set(CMAKE_CUDA_ARCHITECTURES ${SLUICE_CUDA_ARCHITECTURES})

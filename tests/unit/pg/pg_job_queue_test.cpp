@@ -49,6 +49,49 @@ class PgJobQueueTest : public PgTest {
     return *id;
   }
 
+  // One thread per entry of `serves` claims batches of up to `batch` jobs of those models (all
+  // models when empty) and completes them until none is left; every one of the `jobs` pending
+  // jobs must be claimed exactly once, by a claimer serving its model.
+  void ClaimAllConcurrently(const std::vector<std::vector<std::string>>& serves, int batch,
+                            int jobs) {
+    std::vector<std::vector<int64_t>> claimed(serves.size());
+    std::vector<std::thread> threads;
+    std::atomic<int> errors{0};
+    for (size_t t = 0; t < serves.size(); ++t) {
+      threads.emplace_back([&, t] {
+        while (true) {
+          StatusOr<std::vector<ClaimedJob>> got =
+              queue_->Claim("w" + std::to_string(t), batch, milliseconds(30000), serves[t]);
+          if (!got.ok() || got->size() > static_cast<size_t>(batch)) {
+            errors++;
+            return;
+          }
+          if (got->empty()) return;
+          for (const ClaimedJob& j : *got) {
+            if (!serves[t].empty() &&
+                std::find(serves[t].begin(), serves[t].end(), j.model) == serves[t].end()) {
+              errors++;
+            }
+            claimed[t].push_back(j.id);
+            if (!queue_->Complete(j.id, j.attempt, {{1.0f}}).value()) errors++;
+          }
+        }
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    EXPECT_EQ(errors.load(), 0);
+    std::set<int64_t> all;
+    size_t total = 0;
+    for (const auto& ids : claimed) {
+      total += ids.size();
+      all.insert(ids.begin(), ids.end());
+    }
+    EXPECT_EQ(total, static_cast<size_t>(jobs));
+    EXPECT_EQ(all.size(), static_cast<size_t>(jobs));
+    EXPECT_EQ(Query("SELECT count(*) FROM sluice.jobs WHERE status = 'completed'"),
+              std::to_string(jobs));
+  }
+
   std::shared_ptr<PgPool> pool_;
   std::unique_ptr<PgJobQueue> queue_;
 };
@@ -222,82 +265,15 @@ TEST_F(PgJobQueueTest, OneModelClaimWalksTheModelIndex) {
 
 TEST_F(PgJobQueueTest, ConcurrentClaimersNeverShareAJob) {
   constexpr int kJobs = 300;
-  constexpr int kThreads = 6;
   for (int i = 0; i < kJobs; ++i) MustEnqueue({std::to_string(i)});
-  std::vector<std::vector<int64_t>> claimed(kThreads);
-  std::vector<std::thread> threads;
-  std::atomic<int> errors{0};
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      while (true) {
-        StatusOr<std::vector<ClaimedJob>> jobs =
-            queue_->Claim("w" + std::to_string(t), 7, milliseconds(30000));
-        if (!jobs.ok()) {
-          errors++;
-          return;
-        }
-        if (jobs->empty()) return;
-        if (jobs->size() > 7) errors++;
-        for (const ClaimedJob& j : *jobs) {
-          claimed[t].push_back(j.id);
-          if (!queue_->Complete(j.id, j.attempt, {{1.0f}}).value()) errors++;
-        }
-      }
-    });
-  }
-  for (std::thread& t : threads) t.join();
-  EXPECT_EQ(errors.load(), 0);
-  std::set<int64_t> all;
-  size_t total = 0;
-  for (const auto& ids : claimed) {
-    total += ids.size();
-    all.insert(ids.begin(), ids.end());
-  }
-  EXPECT_EQ(total, static_cast<size_t>(kJobs));
-  EXPECT_EQ(all.size(), static_cast<size_t>(kJobs));
-  EXPECT_EQ(Query("SELECT count(*) FROM sluice.jobs WHERE status = 'completed'"),
-            std::to_string(kJobs));
+  ClaimAllConcurrently(std::vector<std::vector<std::string>>(6), 7, kJobs);
 }
 
 TEST_F(PgJobQueueTest, ConcurrentClaimersForDifferentModelsNeverShareAJob) {
   constexpr int kJobs = 240;
   for (int i = 0; i < kJobs; ++i) MustEnqueue({std::to_string(i)}, i % 3, 3, i % 2 ? "a" : "b");
   // Two claimers for a, one for b, one for both.
-  const std::vector<std::vector<std::string>> serves = {{"a"}, {"a"}, {"b"}, {"a", "b"}};
-  const size_t threads_n = serves.size();
-  std::vector<std::vector<int64_t>> claimed(threads_n);
-  std::vector<std::thread> threads;
-  std::atomic<int> errors{0};
-  for (size_t t = 0; t < threads_n; ++t) {
-    threads.emplace_back([&, t] {
-      while (true) {
-        StatusOr<std::vector<ClaimedJob>> jobs =
-            queue_->Claim("w" + std::to_string(t), 5, milliseconds(30000), serves[t]);
-        if (!jobs.ok() || jobs->size() > 5) {
-          errors++;
-          return;
-        }
-        if (jobs->empty()) return;
-        for (const ClaimedJob& j : *jobs) {
-          if (std::find(serves[t].begin(), serves[t].end(), j.model) == serves[t].end()) errors++;
-          claimed[t].push_back(j.id);
-          if (!queue_->Complete(j.id, j.attempt, {{1.0f}}).value()) errors++;
-        }
-      }
-    });
-  }
-  for (std::thread& t : threads) t.join();
-  EXPECT_EQ(errors.load(), 0);
-  std::set<int64_t> all;
-  size_t total = 0;
-  for (const auto& ids : claimed) {
-    total += ids.size();
-    all.insert(ids.begin(), ids.end());
-  }
-  EXPECT_EQ(total, static_cast<size_t>(kJobs));
-  EXPECT_EQ(all.size(), static_cast<size_t>(kJobs));
-  EXPECT_EQ(Query("SELECT count(*) FROM sluice.jobs WHERE status = 'completed'"),
-            std::to_string(kJobs));
+  ClaimAllConcurrently({{"a"}, {"a"}, {"b"}, {"a", "b"}}, 5, kJobs);
 }
 
 TEST_F(PgJobQueueTest, CompleteStoresVectorsAndGuardsTheAttempt) {
