@@ -40,8 +40,10 @@ void DeadlineWatch::Loop() {
       wake_.wait(lock);
       continue;
     }
-    if (SteadyClock::now() < entries_.top().deadline) {
-      wake_.wait_until(lock, entries_.top().deadline);
+    // A copy: Add may grow the heap (and move its entries) while this thread waits.
+    const SteadyTime next = entries_.top().deadline;
+    if (SteadyClock::now() < next) {
+      wake_.wait_until(lock, next);
       continue;
     }
     std::function<void()> expire = entries_.top().expire;
