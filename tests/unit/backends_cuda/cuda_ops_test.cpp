@@ -632,7 +632,11 @@ INSTANTIATE_TEST_SUITE_P(Shapes, EmbeddingLayerNormTest,
                          ::testing::Combine(::testing::Values(EmbeddingCase{1, 32, false, 0},
                                                               EmbeddingCase{17, 384, true, 0},
                                                               EmbeddingCase{100, 768, true, 0},
-                                                              EmbeddingCase{5, 1024, true, 2}),
+                                                              EmbeddingCase{5, 1024, true, 2},
+                                                              // The block-per-token kernel:
+                                                              // not a multiple of 8, too wide.
+                                                              EmbeddingCase{6, 36, true, 1},
+                                                              EmbeddingCase{3, 2560, false, 0}),
                                             ::testing::ValuesIn(kDTypes)),
                          EmbeddingName);
 
@@ -907,18 +911,19 @@ TEST(AttentionTilesTest, ListsEveryQueryTileOfEverySequence) {
 // ---------------------------------------------------------------------------------------------
 // PoolAndNormalize
 
-class PoolingTest : public ::testing::TestWithParam<std::tuple<Pooling, CudaDType>> {};
+// Widths: the 16-byte column-slice kernel (8 to 2048, a multiple of 8: several, two or one
+// token per pass) and the general one (36, 2560).
+class PoolingTest : public ::testing::TestWithParam<std::tuple<Pooling, int, CudaDType>> {};
 
 TEST_P(PoolingTest, MatchesReference) {
   SLUICE_SKIP_WITHOUT_GPU();
-  const auto [pooling, dtype] = GetParam();
+  const auto [pooling, hidden, dtype] = GetParam();
   const uint32_t seed = testing::FreshSeed();
   SCOPED_TRACE(fmt::format("seed {}", seed));
   std::mt19937 rng(seed);
   // The last slot is empty, as the padding slots of a graph bucket are: it pools to zeros.
-  const std::vector<int> lengths = {1, 3, 20, 7, 0};
-  const std::vector<uint8_t> normalize = {1, 0, 1, 0, 1};
-  const int hidden = 384;
+  const std::vector<int> lengths = {1, 3, 20, 7, 301, 0};
+  const std::vector<uint8_t> normalize = {1, 0, 1, 0, 1, 1};
   std::vector<int32_t> cu{0};
   for (int len : lengths) cu.push_back(cu.back() + len);
   const auto states = MakeRandom16(size_t(cu.back()) * hidden, dtype, rng);
@@ -981,16 +986,17 @@ TEST_P(PoolingTest, MatchesReference) {
   }
 }
 
-std::string PoolingName(const ::testing::TestParamInfo<std::tuple<Pooling, CudaDType>>& p) {
+std::string PoolingName(const ::testing::TestParamInfo<std::tuple<Pooling, int, CudaDType>>& p) {
   static const char* kNames[] = {"cls", "mean", "max", "mean_sqrt_len", "last"};
-  return fmt::format("{}_{}", kNames[static_cast<int>(std::get<0>(p.param))],
-                     CudaDTypeName(std::get<1>(p.param)));
+  return fmt::format("{}_w{}_{}", kNames[static_cast<int>(std::get<0>(p.param))],
+                     std::get<1>(p.param), CudaDTypeName(std::get<2>(p.param)));
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, PoolingTest,
                          ::testing::Combine(::testing::Values(Pooling::kCls, Pooling::kMean,
                                                               Pooling::kMax, Pooling::kMeanSqrtLen,
                                                               Pooling::kLastToken),
+                                            ::testing::Values(8, 384, 768, 2048, 36, 2560),
                                             ::testing::ValuesIn(kDTypes)),
                          PoolingName);
 

@@ -4,6 +4,9 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
+#include <cstdint>
 #include <string>
 
 #include "common/status.h"
@@ -73,6 +76,108 @@ __device__ void LayerNormRow(const float* row, int hidden, const T* gamma, const
     out[i] = FromFloat<T>((row[i] - mean) * inv * ToFloat(gamma[i]) + ToFloat(beta[i]));
   }
 }
+
+// Eight 16-bit values in one 16-byte vector.
+template <typename T>
+struct Vec8 {
+  uint4 bits;
+  __device__ __forceinline__ float Get(int i) const {
+    return ToFloat(reinterpret_cast<const T*>(&bits)[i]);
+  }
+  __device__ __forceinline__ void Set(int i, float v) {
+    reinterpret_cast<T*>(&bits)[i] = FromFloat<T>(v);
+  }
+};
+
+// Widest row WarpLayerNorm takes with kVecs 16-byte vectors per lane.
+template <int kVecs>
+inline constexpr int kWarpLayerNormMaxHidden = kVecs * 256;
+
+// out = LayerNorm(a + b + c) of one row of `hidden` elements (a multiple of 8), by one warp with
+// the row in registers: 16-byte loads, all issued before any arithmetic so that the whole row
+// is in flight at once. b and c may be null (nothing added). With out_fp8, also writes an E4M3
+// copy of the rounded 16-bit output. REQUIRES: hidden <= kWarpLayerNormMaxHidden<kVecs>,
+// every pointer 16-byte aligned (out_fp8 8-byte aligned), all 32 lanes call it.
+template <typename T, int kVecs>
+__device__ __forceinline__ void WarpLayerNorm(const uint4* a, const uint4* b, const uint4* c,
+                                              int hidden, const T* gamma, const T* beta,
+                                              float eps, T* out, uint8_t* out_fp8) {
+  const int lane = threadIdx.x & 31;
+  const int vecs = hidden / 8;
+  uint4 av[kVecs], bv[kVecs], cv[kVecs];
+#pragma unroll
+  for (int k = 0; k < kVecs; ++k) {
+    const int i = k * 32 + lane;
+    const bool in = i < vecs;
+    av[k] = in ? a[i] : make_uint4(0, 0, 0, 0);
+    bv[k] = in && b != nullptr ? b[i] : make_uint4(0, 0, 0, 0);
+    cv[k] = in && c != nullptr ? c[i] : make_uint4(0, 0, 0, 0);
+  }
+  float v[kVecs][8];
+  float sum = 0.0f;
+#pragma unroll
+  for (int k = 0; k < kVecs; ++k) {
+    const Vec8<T> x{av[k]};
+    const Vec8<T> y{bv[k]};
+    const Vec8<T> z{cv[k]};
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      // Zero-filled vectors past the row end add nothing to the sums.
+      v[k][e] = x.Get(e) + y.Get(e) + z.Get(e);
+      sum += v[k][e];
+    }
+  }
+  const float mean = WarpSum(sum) / static_cast<float>(hidden);
+  float sq = 0.0f;
+#pragma unroll
+  for (int k = 0; k < kVecs; ++k) {
+    if (k * 32 + lane < vecs) {
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        const float d = v[k][e] - mean;
+        sq = fmaf(d, d, sq);
+      }
+    }
+  }
+  const float inv = rsqrtf(WarpSum(sq) / static_cast<float>(hidden) + eps);
+  const auto* g = reinterpret_cast<const uint4*>(gamma);
+  const auto* be = reinterpret_cast<const uint4*>(beta);
+  auto* o = reinterpret_cast<uint4*>(out);
+#pragma unroll
+  for (int k = 0; k < kVecs; ++k) {
+    const int i = k * 32 + lane;
+    if (i < vecs) {
+      const Vec8<T> gv{g[i]};
+      const Vec8<T> bev{be[i]};
+      Vec8<T> y;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) y.Set(e, (v[k][e] - mean) * inv * gv.Get(e) + bev.Get(e));
+      o[i] = y.bits;
+      if (out_fp8 != nullptr) {
+        // From the rounded 16-bit values, so the copy equals converting `out` afterwards.
+        uint2 q;
+        auto* qb = reinterpret_cast<__nv_fp8x2_storage_t*>(&q);
+#pragma unroll
+        for (int e = 0; e < 8; e += 2) {
+          qb[e / 2] = __nv_cvt_float2_to_fp8x2(make_float2(y.Get(e), y.Get(e + 1)), __NV_SATFINITE,
+                                               __NV_E4M3);
+        }
+        reinterpret_cast<uint2*>(out_fp8)[i] = q;
+      }
+    }
+  }
+}
+
+// The vectors per lane WarpLayerNorm needs for a row of `hidden` (1, 2, 4 or 8), or 0 when the
+// row is wider than it takes.
+inline int WarpLayerNormVecs(int hidden) {
+  for (int vecs = 1; vecs <= 8; vecs *= 2) {
+    if (hidden <= vecs * 256) return vecs;
+  }
+  return 0;
+}
+
+inline bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 // Host-side check shared by the LayerNorm launchers. (fmt's compile-time format checks do not
 // pass nvcc's front end, so .cu files build messages by hand.)

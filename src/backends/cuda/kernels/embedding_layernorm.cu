@@ -1,3 +1,5 @@
+#include <cstdint>
+
 #include "backends/cuda/cuda_status.h"
 #include "backends/cuda/kernels/device_util.cuh"
 #include "backends/cuda/kernels/embedding_layernorm.cuh"
@@ -34,16 +36,65 @@ __global__ void __launch_bounds__(kThreads) EmbeddingLayerNormKernel(EmbeddingLa
                args.eps, static_cast<T*>(args.out) + static_cast<size_t>(token) * hidden, scratch);
 }
 
+// One warp per token with the row in registers (WarpLayerNorm): 16-byte gathers of the three
+// table rows, for widths of a multiple of 8 up to 2048. The kernel above takes the rest.
+constexpr int kTokensPerBlock = 4;
+
+template <typename T, int kVecs>
+__global__ void __launch_bounds__(kTokensPerBlock * 32)
+    EmbeddingLayerNormWarpKernel(EmbeddingLayerNormArgs args) {
+  const int token = blockIdx.x * kTokensPerBlock + (threadIdx.x >> 5);
+  if (token >= args.tokens) return;
+  const int hidden = args.hidden;
+  auto row = [hidden](const void* table, int index) {
+    return reinterpret_cast<const uint4*>(static_cast<const T*>(table) +
+                                          static_cast<size_t>(index) * hidden);
+  };
+  kernels::WarpLayerNorm<T, kVecs>(
+      row(args.word, args.input_ids[token]),
+      row(args.position, args.position_ids[token] + args.position_offset),
+      args.token_type != nullptr ? row(args.token_type, args.token_type_ids[token]) : nullptr,
+      hidden, static_cast<const T*>(args.gamma), static_cast<const T*>(args.beta), args.eps,
+      static_cast<T*>(args.out) + static_cast<size_t>(token) * hidden, nullptr);
+}
+
+template <typename T>
+void Launch(const EmbeddingLayerNormArgs& args, cudaStream_t stream) {
+  using kernels::Aligned16;
+  const bool vectorizable = args.hidden % 8 == 0 && Aligned16(args.word) &&
+                            Aligned16(args.position) &&
+                            (args.token_type == nullptr || Aligned16(args.token_type)) &&
+                            Aligned16(args.gamma) && Aligned16(args.beta) && Aligned16(args.out);
+  const int blocks = (args.tokens + kTokensPerBlock - 1) / kTokensPerBlock;
+  switch (vectorizable ? kernels::WarpLayerNormVecs(args.hidden) : 0) {
+    case 1:
+      EmbeddingLayerNormWarpKernel<T, 1><<<blocks, kTokensPerBlock * 32, 0, stream>>>(args);
+      break;
+    case 2:
+      EmbeddingLayerNormWarpKernel<T, 2><<<blocks, kTokensPerBlock * 32, 0, stream>>>(args);
+      break;
+    case 4:
+      EmbeddingLayerNormWarpKernel<T, 4><<<blocks, kTokensPerBlock * 32, 0, stream>>>(args);
+      break;
+    case 8:
+      EmbeddingLayerNormWarpKernel<T, 8><<<blocks, kTokensPerBlock * 32, 0, stream>>>(args);
+      break;
+    default: {
+      const size_t smem = sizeof(float) * static_cast<size_t>(args.hidden);
+      EmbeddingLayerNormKernel<T><<<args.tokens, kThreads, smem, stream>>>(args);
+    }
+  }
+}
+
 }  // namespace
 
 Status EmbeddingLayerNorm(const EmbeddingLayerNormArgs& args, cudaStream_t stream) {
   SLUICE_RETURN_IF_ERROR(kernels::CheckLayerNormShape(args.tokens, args.hidden));
   if (args.tokens == 0) return Status::Ok();
-  const size_t smem = sizeof(float) * static_cast<size_t>(args.hidden);
   if (args.dtype == CudaDType::kF16) {
-    EmbeddingLayerNormKernel<__half><<<args.tokens, kThreads, smem, stream>>>(args);
+    Launch<__half>(args, stream);
   } else {
-    EmbeddingLayerNormKernel<__nv_bfloat16><<<args.tokens, kThreads, smem, stream>>>(args);
+    Launch<__nv_bfloat16>(args, stream);
   }
   return LaunchStatus("EmbeddingLayerNormKernel");
 }

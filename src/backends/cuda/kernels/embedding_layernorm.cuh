@@ -1,6 +1,6 @@
 // EmbeddingLayerNorm: out = LN(word[id] + position[pos + offset] + token_type[type]), the
-// first op of the encoder, in one pass. One block per token; float32 arithmetic, fp16/bf16
-// storage.
+// first op of the encoder, in one pass. One warp per token for widths of a multiple of 8 up to
+// 2048 (one block per token otherwise); float32 arithmetic, fp16/bf16 storage.
 #pragma once
 
 #include <cuda_runtime_api.h>
