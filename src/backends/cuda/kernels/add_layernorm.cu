@@ -60,10 +60,11 @@ __global__ void __launch_bounds__(kRowsPerBlock * 32)
       args.residual != nullptr
           ? reinterpret_cast<const uint4*>(static_cast<const T*>(args.residual) + offset)
           : nullptr;
-  kernels::WarpLayerNorm<T, kVecs>(
-      x, residual, reinterpret_cast<const uint4*>(args.bias), args.hidden,
-      static_cast<const T*>(args.gamma), static_cast<const T*>(args.beta), args.eps,
-      static_cast<T*>(args.out) + offset, args.out_fp8 != nullptr ? args.out_fp8 + offset : nullptr);
+  kernels::WarpLayerNorm<T, kVecs>(x, residual, reinterpret_cast<const uint4*>(args.bias),
+                                   args.hidden, static_cast<const T*>(args.gamma),
+                                   static_cast<const T*>(args.beta), args.eps,
+                                   static_cast<T*>(args.out) + offset,
+                                   args.out_fp8 != nullptr ? args.out_fp8 + offset : nullptr);
 }
 
 template <typename T>

@@ -100,8 +100,8 @@ inline constexpr int kWarpLayerNormMaxHidden = kVecs * 256;
 // every pointer 16-byte aligned (out_fp8 8-byte aligned), all 32 lanes call it.
 template <typename T, int kVecs>
 __device__ __forceinline__ void WarpLayerNorm(const uint4* a, const uint4* b, const uint4* c,
-                                              int hidden, const T* gamma, const T* beta,
-                                              float eps, T* out, uint8_t* out_fp8) {
+                                              int hidden, const T* gamma, const T* beta, float eps,
+                                              T* out, uint8_t* out_fp8) {
   const int lane = threadIdx.x & 31;
   const int vecs = hidden / 8;
   uint4 av[kVecs], bv[kVecs], cv[kVecs];

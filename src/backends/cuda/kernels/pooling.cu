@@ -111,8 +111,9 @@ __global__ void __launch_bounds__(kThreads) PoolVecKernel(PoolingArgs args) {
   }
   __syncthreads();
   const float n = static_cast<float>(end - begin);
-  const float divide =
-      args.pooling == Pooling::kMean ? n : args.pooling == Pooling::kMeanSqrtLen ? sqrtf(n) : 1.0f;
+  const float divide = args.pooling == Pooling::kMean          ? n
+                       : args.pooling == Pooling::kMeanSqrtLen ? sqrtf(n)
+                                                               : 1.0f;
   float sq = 0.0f;
   for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
     float v = partial[i];
