@@ -13,6 +13,7 @@
 //                          [--lens 32,128,512] [--seconds S] [--graph-max-tokens N]
 //                          [--tune-candidates N] [--residual-in-gemm 0|1]
 //                          [--out-bias-in-ln 0|1] [--qkv-bias-in-attention 0|1]
+//                          [--hopper-attention 0|1]
 //                          [--profile 0|1] [--gemm-sweep N] [--fp8 0|1] [--fp8-fast 0|1]
 #include <fmt/format.h>
 
@@ -203,6 +204,7 @@ int Run(int argc, char** argv) {
     if (flag == "--residual-in-gemm") options.residual_in_gemm = std::atoi(value) != 0;
     if (flag == "--out-bias-in-ln") options.out_bias_in_layernorm = std::atoi(value) != 0;
     if (flag == "--qkv-bias-in-attention") options.qkv_bias_in_attention = std::atoi(value) != 0;
+    if (flag == "--hopper-attention") options.hopper_attention = std::atoi(value) != 0;
     if (flag == "--profile") profile = std::atoi(value) != 0;
     if (flag == "--gemm-sweep") sweep = std::atoi(value);
   }
@@ -211,6 +213,7 @@ int Run(int argc, char** argv) {
                "usage: gpu_encoder_bench --model DIR [--dtype f16|bf16] [--seqs 1,32,256] "
                "[--lens 32,128,512] [--seconds S] [--graph-max-tokens N] [--tune-candidates N] "
                "[--residual-in-gemm 0|1] [--out-bias-in-ln 0|1] [--qkv-bias-in-attention 0|1] "
+               "[--hopper-attention 0|1] "
                "[--profile 0|1] [--gemm-sweep N] [--fp8 0|1] [--fp8-fast 0|1]\n");
     return 2;
   }

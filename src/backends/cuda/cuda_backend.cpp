@@ -25,6 +25,11 @@ constexpr size_t kMaxSequencesPerBatch = 65535;
 constexpr int kMinBucketTokens = 64;
 // Eager batches are padded to a multiple of this, which bounds the GEMM shapes to plan.
 constexpr int kEagerTokenStep = 256;
+// The Hopper attention kernel computes whole 128-row x 128-key tiles, where the portable one
+// runs 64-row tiles for short sequences: it is used when a forward pass's sequence slots hold
+// at least this many tokens on average (H100, BERT-base 256 x 32: 0.87 against 0.63 ms; 256 x
+// 128: 1.25 against 1.39 ms).
+constexpr int kHopperAttentionMinMeanTokens = 96;
 
 GemmEpilogue FfnEpilogue(Activation activation) {
   return activation == Activation::kRelu ? GemmEpilogue::kBiasRelu : GemmEpilogue::kBiasGelu;
@@ -687,6 +692,9 @@ Status CudaBackend::EnqueueForward(const ForwardShape& shape, cudaStream_t strea
   attention.tiles = reinterpret_cast<const int32_t*>(inputs_ + layout.tiles);
   attention.num_tiles = reinterpret_cast<const int32_t*>(inputs_ + layout.num_tiles);
   attention.max_tiles = shape.max_tiles;
+  attention.total_rows = tokens;
+  attention.hopper =
+      options_.hopper_attention && tokens >= kHopperAttentionMinMeanTokens * shape.sequences;
 
   const int inter = config_.intermediate_size;
   for (size_t l = 0; l < weights_.layers.size(); ++l) {

@@ -743,8 +743,10 @@ struct AttentionCase {
 };
 
 const AttentionCase kAttentionCases[] = {
-    {{1}, 2, 32},           {{5, 64, 65, 130}, 3, 32},  {{300}, 12, 32},    {{17, 1, 200}, 2, 64},
-    {{64, 129, 7}, 2, 128}, {{513, 3, 128, 70}, 2, 64}, {{260, 1}, 1, 128},
+    {{1}, 2, 32},           {{5, 64, 65, 130}, 3, 32},
+    {{300}, 12, 32},        {{17, 1, 200}, 2, 64},
+    {{64, 129, 7}, 2, 128}, {{513, 3, 128, 70}, 2, 64},
+    {{260, 1}, 1, 128},     {{128, 100, 128, 64, 700, 33, 128}, 3, 64, true},
 };
 
 class FusedAttentionTest : public ::testing::TestWithParam<std::tuple<AttentionCase, CudaDType>> {};
@@ -767,53 +769,68 @@ TEST_P(FusedAttentionTest, MatchesReference) {
   };
 
   DeviceEnv env;
-  AttentionArgs args;
-  args.dtype = dtype;
-  args.num_sequences = int(c.lengths.size());
-  args.max_seqlen = *std::max_element(c.lengths.begin(), c.lengths.end());
-  args.num_heads = c.heads;
-  args.head_dim = c.head_dim;
-  args.qkv = env.Upload(qkv.bits);
-  args.qkv_bias = c.bias ? env.Upload(bias.bits) : nullptr;
-  args.cu_seqlens = static_cast<const int32_t*>(env.Upload(cu));
-  args.scale = 1.0f / std::sqrt(float(c.head_dim));
-  args.out = env.Poisoned(size_t(tokens) * hidden * 2);
-  ASSERT_TRUE(FusedAttention(args, env.stream()).ok());
-  const auto out = env.Download16(args.out, size_t(tokens) * hidden, dtype);
+  // Each launch mode through the portable kernel, then through the one FusedAttention picks
+  // (the Hopper kernel for head size 64 on a compute capability 9.0 GPU).
+  std::vector<std::pair<std::string, std::vector<double>>> outs;
+  for (const bool hopper : {false, true}) {
+    const std::string kernel = hopper ? "default kernel" : "portable kernel";
+    AttentionArgs args;
+    args.dtype = dtype;
+    args.num_sequences = int(c.lengths.size());
+    args.max_seqlen = *std::max_element(c.lengths.begin(), c.lengths.end());
+    args.num_heads = c.heads;
+    args.head_dim = c.head_dim;
+    args.qkv = env.Upload(qkv.bits);
+    args.qkv_bias = c.bias ? env.Upload(bias.bits) : nullptr;
+    args.cu_seqlens = static_cast<const int32_t*>(env.Upload(cu));
+    args.scale = 1.0f / std::sqrt(float(c.head_dim));
+    args.out = env.Poisoned(size_t(tokens) * hidden * 2);
+    args.total_rows = tokens;
+    args.hopper = hopper;
+    if (hopper && c.head_dim == 64 && testing::ComputeCapability() == 90) {
+      EXPECT_TRUE(FusedAttentionUsesHopperKernel(args));
+    }
+    if (!hopper) {
+      EXPECT_FALSE(FusedAttentionUsesHopperKernel(args));
+    }
+    ASSERT_TRUE(FusedAttention(args, env.stream()).ok());
+    outs.emplace_back(kernel, env.Download16(args.out, size_t(tokens) * hidden, dtype));
 
-  // The same batch through the work-list mode, as a graph bucket launches it: a grid larger
-  // than the list, and two empty padding sequences after the real ones.
-  std::vector<int32_t> padded_cu = cu;
-  padded_cu.push_back(tokens);
-  padded_cu.push_back(tokens);
-  const int slots = int(padded_cu.size()) - 1;
-  const int max_tiles = MaxAttentionTiles(tokens, slots) + 3;
-  std::vector<int32_t> tiles(2 * size_t(max_tiles), -1);
-  const int num_tiles = AppendAttentionTiles(padded_cu.data(), slots, tiles.data());
-  ASSERT_LE(num_tiles, MaxAttentionTiles(tokens, slots));
-  AttentionArgs listed = args;
-  listed.num_sequences = slots;
-  listed.cu_seqlens = static_cast<const int32_t*>(env.Upload(padded_cu));
-  listed.tiles = static_cast<const int32_t*>(env.Upload(tiles));
-  listed.num_tiles = static_cast<const int32_t*>(env.Upload(std::vector<int32_t>{num_tiles}));
-  listed.max_tiles = max_tiles;
-  listed.out = env.Poisoned(size_t(tokens) * hidden * 2);
-  ASSERT_TRUE(FusedAttention(listed, env.stream()).ok());
-  const auto listed_out = env.Download16(listed.out, size_t(tokens) * hidden, dtype);
+    // The same batch through the work-list mode, as a graph bucket launches it: a grid larger
+    // than the list, and two empty padding sequences after the real ones.
+    std::vector<int32_t> padded_cu = cu;
+    padded_cu.push_back(tokens);
+    padded_cu.push_back(tokens);
+    const int slots = int(padded_cu.size()) - 1;
+    const int max_tiles = MaxAttentionTiles(tokens, slots) + 3;
+    std::vector<int32_t> tiles(2 * size_t(max_tiles), -1);
+    const int num_tiles = AppendAttentionTiles(padded_cu.data(), slots, tiles.data());
+    ASSERT_LE(num_tiles, MaxAttentionTiles(tokens, slots));
+    AttentionArgs listed = args;
+    listed.num_sequences = slots;
+    listed.cu_seqlens = static_cast<const int32_t*>(env.Upload(padded_cu));
+    listed.tiles = static_cast<const int32_t*>(env.Upload(tiles));
+    listed.num_tiles = static_cast<const int32_t*>(env.Upload(std::vector<int32_t>{num_tiles}));
+    listed.max_tiles = max_tiles;
+    listed.out = env.Poisoned(size_t(tokens) * hidden * 2);
+    ASSERT_TRUE(FusedAttention(listed, env.stream()).ok());
+    outs.emplace_back(kernel + ", work list",
+                      env.Download16(listed.out, size_t(tokens) * hidden, dtype));
 
-  // Half (64-row) tiles, as small batches run them (head sizes up to 64).
-  std::vector<double> half_out;
-  if (c.head_dim <= 64) {
-    const int half_tiles = CountAttentionTiles(padded_cu.data(), slots, true);
-    std::vector<int32_t> half_list(2 * size_t(half_tiles), -1);
-    ASSERT_EQ(AppendAttentionTiles(padded_cu.data(), slots, half_list.data(), true), half_tiles);
-    AttentionArgs halved = listed;
-    halved.tiles = static_cast<const int32_t*>(env.Upload(half_list));
-    halved.num_tiles = static_cast<const int32_t*>(env.Upload(std::vector<int32_t>{half_tiles}));
-    halved.max_tiles = half_tiles;
-    halved.out = env.Poisoned(size_t(tokens) * hidden * 2);
-    ASSERT_TRUE(FusedAttention(halved, env.stream()).ok());
-    half_out = env.Download16(halved.out, size_t(tokens) * hidden, dtype);
+    // Half (64-row) tiles, as small batches run them (head sizes up to 64).
+    if (c.head_dim <= 64) {
+      const int half_tiles = CountAttentionTiles(padded_cu.data(), slots, true);
+      std::vector<int32_t> half_list(2 * size_t(half_tiles), -1);
+      ASSERT_EQ(AppendAttentionTiles(padded_cu.data(), slots, half_list.data(), true), half_tiles);
+      AttentionArgs halved = listed;
+      halved.tiles = static_cast<const int32_t*>(env.Upload(half_list));
+      halved.num_tiles = static_cast<const int32_t*>(env.Upload(std::vector<int32_t>{half_tiles}));
+      halved.max_tiles = half_tiles;
+      halved.out = env.Poisoned(size_t(tokens) * hidden * 2);
+      ASSERT_TRUE(FusedAttention(halved, env.stream()).ok());
+      outs.emplace_back(kernel + ", half tiles",
+                        env.Download16(halved.out, size_t(tokens) * hidden, dtype));
+    }
   }
 
   std::vector<double> ref(size_t(tokens) * hidden);
@@ -842,10 +859,8 @@ TEST_P(FusedAttentionTest, MatchesReference) {
       }
     }
   }
-  EXPECT_LT(RelativeError(out, ref), Tolerance(dtype));
-  EXPECT_LT(RelativeError(listed_out, ref), Tolerance(dtype));
-  if (!half_out.empty()) {
-    EXPECT_LT(RelativeError(half_out, ref), Tolerance(dtype));
+  for (const auto& [what, values] : outs) {
+    EXPECT_LT(RelativeError(values, ref), Tolerance(dtype)) << what;
   }
 }
 

@@ -39,6 +39,17 @@ inline bool GpuComputeCapabilityAtLeast(int cc) {
   return major * 10 + minor >= cc;
 }
 
+// Device 0's compute capability as major * 10 + minor (90 for Hopper), 0 without a GPU.
+inline int ComputeCapability() {
+  int major = 0, minor = 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0) != cudaSuccess) {
+    static_cast<void>(cudaGetLastError());
+    return 0;
+  }
+  return major * 10 + minor;
+}
+
 #define SLUICE_SKIP_WITHOUT_GPU() \
   if (!::sluice::cuda::testing::HaveGpu()) GTEST_SKIP() << "no CUDA device"
 

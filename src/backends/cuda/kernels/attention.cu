@@ -3,6 +3,7 @@
 
 #include "backends/cuda/cuda_status.h"
 #include "backends/cuda/kernels/attention.cuh"
+#include "backends/cuda/kernels/attention_sm90.cuh"
 #include "backends/cuda/kernels/device_util.cuh"
 
 namespace sluice::cuda {
@@ -455,12 +456,24 @@ int MaxAttentionTiles(int tokens, int sequences) {
   return static_cast<int>(bound < tokens ? bound : tokens);
 }
 
+bool FusedAttentionUsesHopperKernel(const AttentionArgs& args) {
+#ifdef SLUICE_HAVE_SM90A
+  int device = 0;
+  return args.hopper && args.head_dim == 64 && args.total_rows > 0 &&
+         cudaGetDevice(&device) == cudaSuccess && FusedAttentionSm90Runs(device);
+#else
+  static_cast<void>(args);
+  return false;
+#endif
+}
+
 bool FusedAttentionSupportsHeadDim(int head_dim) {
   return head_dim == 32 || head_dim == 64 || head_dim == 128;
 }
 
 Status FusedAttention(const AttentionArgs& args, cudaStream_t stream) {
-  if (args.num_sequences < 0 || args.max_seqlen < 0 || args.num_heads <= 0 || args.max_tiles < 0) {
+  if (args.num_sequences < 0 || args.max_seqlen < 0 || args.num_heads <= 0 || args.max_tiles < 0 ||
+      args.total_rows < 0) {
     return InvalidArgument("attention over " + std::to_string(args.num_sequences) +
                            " sequences of at most " + std::to_string(args.max_seqlen) +
                            " tokens, " + std::to_string(args.num_heads) + " heads");
@@ -482,6 +495,7 @@ Status FusedAttention(const AttentionArgs& args, cudaStream_t stream) {
                             : (args.num_sequences == 0 || args.max_seqlen == 0)) {
     return Status::Ok();
   }
+  if (FusedAttentionUsesHopperKernel(args)) return FusedAttentionSm90(args, stream);
   return args.dtype == CudaDType::kF16 ? Dispatch<__half>(args, stream)
                                        : Dispatch<__nv_bfloat16>(args, stream);
 }

@@ -41,6 +41,11 @@ struct AttentionArgs {
   const int32_t* tiles = nullptr;
   const int32_t* num_tiles = nullptr;
   int max_tiles = 0;
+  // Rows of `qkv` (at least the batch's tokens); 0: not known (the Hopper kernel needs it).
+  int total_rows = 0;
+  // On a compute capability 9.0 GPU, head size 64 with total_rows known: the warp-specialized
+  // Hopper kernel (attention_sm90.cuh). False: the portable mma.sync kernel everywhere.
+  bool hopper = true;
 };
 
 // Appends the work list of a batch (see AttentionArgs::tiles) to `tiles`; returns its length.
@@ -52,10 +57,13 @@ int CountAttentionTiles(const int32_t* cu_seqlens, int num_sequences, bool half_
 // Most tiles a batch of `tokens` tokens in at most `sequences` sequences can need.
 int MaxAttentionTiles(int tokens, int sequences);
 
+// Whether FusedAttention(args) runs the Hopper kernel on the current device.
+bool FusedAttentionUsesHopperKernel(const AttentionArgs& args);
+
 // True for the head sizes the kernel is compiled for (32, 64, 128).
 bool FusedAttentionSupportsHeadDim(int head_dim);
 
-// InvalidArgument for an unsupported head size or non-positive sizes.
+// InvalidArgument for an unsupported head size or non-positive sizes (or a negative total_rows).
 // REQUIRES: cu_seqlens is non-decreasing and no sequence is longer than max_seqlen.
 Status FusedAttention(const AttentionArgs& args, cudaStream_t stream);
 

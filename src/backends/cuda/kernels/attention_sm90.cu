@@ -1,0 +1,603 @@
+// Hopper attention for head size 64, warp-specialized: one warpgroup loads Q and 128-key K/V
+// tiles by TMA into a ring of shared-memory slots behind mbarriers; two warpgroups of 64 query
+// rows each multiply on wgmma (S = Q K^T with Q from registers, O += P V with P from the
+// registers S was computed in) and issue the next tile's S before this tile's softmax,
+// so the tensor cores multiply while the other units exponentiate. No block-wide barrier
+// inside the loop. Compiled for sm_90a only (wgmma and setmaxnreg are not part of the portable
+// sm_90 target).
+#include <cuda.h>
+#include <cudaTypedefs.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "backends/cuda/cuda_status.h"
+#include "backends/cuda/kernels/attention_sm90.cuh"
+#include "backends/cuda/kernels/device_util.cuh"
+
+namespace sluice::cuda {
+namespace {
+
+using kernels::ToFloat;
+
+constexpr int kD = 64;
+constexpr int kBlockM = kAttentionQueryTile;  // two consumer warpgroups of 64 rows
+constexpr int kBlockN = 128;                  // keys per K/V tile
+constexpr int kStages = 4;                    // K/V ring slots
+constexpr int kThreads = 384;                 // producer + two consumer warpgroups
+constexpr int kRowBytes = kD * 2;             // one 128-byte swizzled row per token
+constexpr uint32_t kQBytes = kBlockM * kRowBytes;
+constexpr uint32_t kKvBytes = kBlockN * kRowBytes;
+// The Q slots, the K slots, the V slots, then the barriers (each Q slot's full and empty; each
+// K/V slot's full and empty); 1 KB spare to align the base for the 128-byte swizzle.
+constexpr int kQSlots = 2;  // the next item's Q loads while this one's is in use
+// Per Q slot, what the consumers need of its work item: where it is (ItemInfo), then the head's
+// Q and V biases.
+constexpr uint32_t kInfoBytes = 32 + 2 * kD * 2;
+constexpr size_t kSmemBytes = kQSlots * (kQBytes + kInfoBytes) + 2 * kStages * kKvBytes +
+                              8 * (2 * kQSlots + 2 * kStages) + 1024;
+
+__device__ __forceinline__ uint32_t SharedAddress(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+
+__device__ __forceinline__ void BarrierInit(uint32_t bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
+}
+__device__ __forceinline__ void BarrierExpect(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void BarrierArrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void BarrierWait(uint32_t bar, uint32_t parity) {
+  uint32_t done = 0;
+  while (!done) {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+        "selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+  }
+}
+// A box of the QKV matrix (columns c0.., rows c1..) into shared memory, completing on `bar`.
+__device__ __forceinline__ void TmaLoad(uint32_t dst, const CUtensorMap* map, int c0, int c1,
+                                        uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, "
+      "{%2, %3}], [%4];\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar)
+      : "memory");
+}
+
+// Shared-memory matrix descriptor: 128-byte swizzle, `stride` bytes between groups of 8 rows,
+// `leading` bytes between 64-element blocks along the contiguous dimension.
+__device__ __forceinline__ uint64_t Descriptor(uint32_t address, uint32_t leading,
+                                               uint32_t stride) {
+  return static_cast<uint64_t>((address & 0x3FFFF) >> 4) |
+         (static_cast<uint64_t>(leading >> 4) << 16) | (static_cast<uint64_t>(stride >> 4) << 32) |
+         (uint64_t{1} << 62);
+}
+
+__device__ __forceinline__ void WgmmaFence() {
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void WgmmaCommit() {
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void WgmmaWait() {
+  asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+}
+
+template <int N>
+__device__ __forceinline__ void FenceRegisters(float (&d)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+
+// s (64 x 128 per warpgroup, float) = or += A B, A in registers (each warp's 16 rows), B
+// K-major in shared memory.
+template <typename T>
+__device__ __forceinline__ void WgmmaScores(float (&d)[64], const uint32_t (&a)[4], uint64_t b,
+                                            int accumulate);
+// o (64 x 64 per warpgroup) += A B, A in registers (each warp's 16 rows), B MN-major.
+template <typename T>
+__device__ __forceinline__ void WgmmaOutput(float (&d)[32], const uint32_t (&a)[4], uint64_t b);
+
+#define SLUICE_D64                                                                              \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, " \
+  "%20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, "  \
+  "%38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, "  \
+  "%56, %57, %58, %59, %60, %61, %62, %63}"
+#define SLUICE_D64_OPERANDS                                                                       \
+  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+      "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),    \
+      "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),  \
+      "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),  \
+      "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),  \
+      "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]),  \
+      "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]),  \
+      "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]),  \
+      "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+#define SLUICE_D32                                                                              \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, " \
+  "%20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
+#define SLUICE_D32_OPERANDS                                                                       \
+  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+      "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),    \
+      "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),  \
+      "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),  \
+      "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+
+#define SLUICE_DEFINE_WGMMA(T, PTX_TYPE)                                                           \
+  template <>                                                                                      \
+  __device__ __forceinline__ void WgmmaScores<T>(float(&d)[64], const uint32_t(&a)[4], uint64_t b, \
+                                                 int accumulate) {                                 \
+    asm volatile(                                                                                  \
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"                                               \
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32." PTX_TYPE "." PTX_TYPE " " SLUICE_D64        \
+        ", {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"                                            \
+        : SLUICE_D64_OPERANDS                                                                      \
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate));                    \
+  }                                                                                                \
+  template <>                                                                                      \
+  __device__ __forceinline__ void WgmmaOutput<T>(float(&d)[32], const uint32_t(&a)[4],             \
+                                                 uint64_t b) {                                     \
+    asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32." PTX_TYPE "." PTX_TYPE               \
+                 " " SLUICE_D32 ", {%32, %33, %34, %35}, %36, 1, 1, 1, 1;\n"                       \
+                 : SLUICE_D32_OPERANDS                                                             \
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));                            \
+  }
+
+SLUICE_DEFINE_WGMMA(__half, "f16")
+SLUICE_DEFINE_WGMMA(__nv_bfloat16, "bf16")
+
+template <typename T>
+__device__ __forceinline__ uint32_t Pack(float lo, float hi);
+template <>
+__device__ __forceinline__ uint32_t Pack<__half>(float lo, float hi) {
+  const __half2 v = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+template <>
+__device__ __forceinline__ uint32_t Pack<__nv_bfloat16>(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+__device__ __forceinline__ float Exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// s = Q K^T for one key tile, Q from registers (asynchronous; committed as one group).
+template <typename T>
+__device__ __forceinline__ void IssueScores(float (&s)[64], const uint32_t (&q)[kD / 16][4],
+                                            uint32_t k_tile) {
+  WgmmaFence();
+#pragma unroll
+  for (int kk = 0; kk < kD / 16; ++kk) {
+    WgmmaScores<T>(s, q[kk], Descriptor(k_tile + 32 * kk, 16, 1024), kk > 0 ? 1 : 0);
+  }
+  WgmmaCommit();
+}
+
+__device__ __forceinline__ void LdMatrixX4(uint32_t (&r)[4], uint32_t address) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(address));
+}
+
+// A register of two 16-bit values plus (lo, hi), added in float32.
+template <typename T>
+__device__ __forceinline__ uint32_t AddPair(uint32_t packed, T lo, T hi) {
+  const T* v = reinterpret_cast<const T*>(&packed);
+  return Pack<T>(ToFloat(v[0]) + ToFloat(lo), ToFloat(v[1]) + ToFloat(hi));
+}
+
+#endif  // __CUDA_ARCH_FEAT_SM90_ALL
+
+// One (query tile, head) pair of the work: item w is query tile w / num_heads (of the work list,
+// or of the sequence-major grid of tiles) for head w % num_heads. False for a tile past its
+// sequence's end.
+struct WorkItem {
+  int head = 0;
+  int begin = 0;
+  int len = 0;
+  int q0 = 0;
+  int q_end = 0;
+};
+
+__device__ __forceinline__ bool DecodeItem(const AttentionArgs& args, int w, int qtiles,
+                                           WorkItem* item) {
+  const int tile = w / args.num_heads;
+  item->head = w - tile * args.num_heads;
+  int seq = 0;
+  int q0 = 0;
+  bool half = false;
+  if (args.tiles != nullptr) {
+    seq = args.tiles[2 * tile];
+    q0 = args.tiles[2 * tile + 1];
+    half = (q0 & kAttentionHalfTileBit) != 0;
+    q0 &= ~kAttentionHalfTileBit;
+  } else {
+    seq = tile / qtiles;
+    q0 = (tile - seq * qtiles) * kBlockM;
+  }
+  item->begin = args.cu_seqlens[seq];
+  item->len = args.cu_seqlens[seq + 1] - item->begin;
+  item->q0 = q0;
+  item->q_end = min(item->len, q0 + (half ? kBlockM / 2 : kBlockM));
+  return q0 < item->len;
+}
+
+// A work item as the consumers read it from shared memory; valid == 0 ends the block's work.
+struct ItemInfo {
+  int begin;
+  int len;
+  int q0;
+  int q_end;
+  int head;
+  int valid;
+};
+
+// Persistent: each block takes work items gridDim.x apart; the producer runs ahead into the
+// next item (its Q once both consumers are done with the current one, its K/V as ring slots
+// come free), so loads overlap the products and the output stores.
+template <typename T>
+__global__ void __launch_bounds__(kThreads, 1)
+    AttentionSm90Kernel(const __grid_constant__ CUtensorMap qkv_map, AttentionArgs args,
+                        float scale_log2) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  const int qtiles = (args.max_seqlen + kBlockM - 1) / kBlockM;
+  const int total =
+      (args.tiles != nullptr ? *args.num_tiles : args.num_sequences * qtiles) * args.num_heads;
+  const int hidden = args.num_heads * kD;
+
+  const uint32_t raw = SharedAddress(smem_raw);
+  const uint32_t base = (raw + 1023u) & ~1023u;
+  const uint32_t q_slots = base;
+  const uint32_t k_slots = q_slots + kQSlots * kQBytes;
+  const uint32_t v_slots = k_slots + kStages * kKvBytes;
+  const uint32_t q_full = v_slots + kStages * kKvBytes;  // kQSlots barriers each
+  const uint32_t q_empty = q_full + 8 * kQSlots;
+  const uint32_t full = q_empty + 8 * kQSlots;  // kStages barriers: slot loaded
+  const uint32_t empty = full + 8 * kStages;    // kStages barriers: slot free again
+  unsigned char* infos = smem_raw + (empty + 8 * kStages - raw);  // kQSlots x kInfoBytes
+
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kQSlots; ++s) {
+      BarrierInit(q_full + 8 * s, 2);     // the Q load, and the item's info written
+      BarrierInit(q_empty + 8 * s, 256);  // every consumer thread, its Q fragments loaded
+    }
+    for (int s = 0; s < kStages; ++s) {
+      BarrierInit(full + 8 * s, 1);
+      BarrierInit(empty + 8 * s, 2);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  const int warpgroup = threadIdx.x >> 7;
+  if (warpgroup == 0) {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n");
+    if (threadIdx.x == 0) {
+      int items = 0;
+      int loaded = 0;  // K/V tiles issued so far, over all items
+      for (int w = blockIdx.x; w < total; w += gridDim.x) {
+        WorkItem item;
+        if (!DecodeItem(args, w, qtiles, &item)) continue;
+        const int qs = items % kQSlots;
+        if (items >= kQSlots) BarrierWait(q_empty + 8 * qs, ((items / kQSlots) + 1) & 1);
+        BarrierExpect(q_full + 8 * qs, kQBytes);
+        TmaLoad(q_slots + qs * kQBytes, &qkv_map, item.head * kD, item.begin + item.q0,
+                q_full + 8 * qs);
+        const int num_kv = (item.len + kBlockN - 1) / kBlockN;
+        for (int j = 0; j < num_kv; ++j, ++loaded) {
+          const int s = loaded % kStages;
+          if (loaded >= kStages) BarrierWait(empty + 8 * s, ((loaded / kStages) + 1) & 1);
+          BarrierExpect(full + 8 * s, 2 * kKvBytes);
+          TmaLoad(k_slots + s * kKvBytes, &qkv_map, hidden + item.head * kD,
+                  item.begin + j * kBlockN, full + 8 * s);
+          TmaLoad(v_slots + s * kKvBytes, &qkv_map, 2 * hidden + item.head * kD,
+                  item.begin + j * kBlockN, full + 8 * s);
+        }
+        ++items;
+      }
+      // The end of the block's work, for the consumers: this slot's info says so.
+      const int qs = items % kQSlots;
+      if (items >= kQSlots) BarrierWait(q_empty + 8 * qs, ((items / kQSlots) + 1) & 1);
+      BarrierArrive(q_full + 8 * qs);
+    } else if (threadIdx.x >> 5 == 1) {
+      // The info warp: each item's coordinates and biases into its Q slot's info, ahead of the
+      // consumers, so that no global load latency sits at the start of an item.
+      const int lane = threadIdx.x & 31;
+      const auto* bias = static_cast<const uint32_t*>(args.qkv_bias);  // pairs of 16-bit values
+      int items = 0;
+      for (int w = blockIdx.x;; w += gridDim.x) {
+        WorkItem item;
+        const bool done = w >= total;
+        if (!done && !DecodeItem(args, w, qtiles, &item)) continue;
+        const int qs = items % kQSlots;
+        if (items >= kQSlots) BarrierWait(q_empty + 8 * qs, ((items / kQSlots) + 1) & 1);
+        unsigned char* slot = infos + qs * kInfoBytes;
+        if (lane == 0) {
+          ItemInfo info{};
+          if (!done) info = {item.begin, item.len, item.q0, item.q_end, item.head, 1};
+          *reinterpret_cast<ItemInfo*>(slot) = info;
+        }
+        if (!done && bias != nullptr) {
+          auto* pairs = reinterpret_cast<uint32_t*>(slot + 32);  // Q's 32 pairs, then V's
+          pairs[lane] = bias[(item.head * kD) / 2 + lane];
+          pairs[32 + lane] = bias[(2 * hidden + item.head * kD) / 2 + lane];
+        }
+        __syncwarp();
+        if (lane == 0) BarrierArrive(q_full + 8 * qs);
+        if (done) break;
+        ++items;
+      }
+    }
+    return;
+  }
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n");
+
+  const int wg = warpgroup - 1;  // rows wg * 64 .. + 63 of the tile
+  const int warp = (threadIdx.x >> 5) & 3;
+  const int lane = threadIdx.x & 31;
+  const int t = lane & 3;
+  const int r0 = wg * 64 + warp * 16 + (lane >> 2);  // this thread's rows: r0 and r0 + 8
+  const bool has_bias = args.qkv_bias != nullptr;
+  const bool leader = (threadIdx.x & 127) == 0;
+
+  int used = 0;  // K/V tiles consumed so far, over all items
+  for (int items = 0;; ++items) {
+    const int qs = items % kQSlots;
+    BarrierWait(q_full + 8 * qs, (items / kQSlots) & 1);
+    const unsigned char* slot = infos + qs * kInfoBytes;
+    const ItemInfo item = *reinterpret_cast<const ItemInfo*>(slot);
+    if (item.valid == 0) break;
+    const int head = item.head;
+    const int len = item.len;
+    const int num_kv = (len + kBlockN - 1) / kBlockN;
+    const auto* bias_pairs = reinterpret_cast<const uint32_t*>(slot + 32);
+
+    // This warp's 16 query rows as wgmma A fragments (the m16k16 layout of mma.sync), with
+    // the Q bias added; K's adds the same q . b_k to every score of a row, which softmax
+    // cancels. The V bias this thread adds to its output columns. Then the slot goes back.
+    uint32_t q[kD / 16][4];
+    uint32_t v_bias[kD / 8];
+    {
+      const int row = wg * 64 + warp * 16 + (lane & 15);
+      const uint32_t q_row = q_slots + qs * kQBytes + row * kRowBytes;
+#pragma unroll
+      for (int kk = 0; kk < kD / 16; ++kk) {
+        const int chunk = 2 * kk + (lane >> 4);
+        LdMatrixX4(q[kk], q_row + ((chunk ^ (row & 7)) << 4));
+        if (has_bias) {
+          // Registers 0/1 hold columns 16 kk + 2t (+1), registers 2/3 the same plus 8.
+#pragma unroll
+          for (int r = 0; r < 4; ++r) {
+            const uint32_t b = bias_pairs[(kk * 16 + (r >> 1) * 8 + 2 * t) / 2];
+            const T* pair = reinterpret_cast<const T*>(&b);
+            q[kk][r] = AddPair<T>(q[kk][r], pair[0], pair[1]);
+          }
+        }
+      }
+#pragma unroll
+      for (int n = 0; n < kD / 8; ++n) {
+        v_bias[n] = has_bias ? bias_pairs[32 + (n * 8 + 2 * t) / 2] : 0u;
+      }
+    }
+    BarrierArrive(q_empty + 8 * qs);
+
+    float o[32];
+    float s[64];
+    float row_max[2] = {-INFINITY, -INFINITY};
+    float row_sum[2] = {0.0f, 0.0f};  // this thread's columns only; summed over the quad later
+#pragma unroll
+    for (int i = 0; i < 32; ++i) o[i] = 0.0f;
+    {
+      const int s0 = used % kStages;
+      BarrierWait(full + 8 * s0, (used / kStages) & 1);
+      IssueScores<T>(s, q, k_slots + s0 * kKvBytes);
+      WgmmaWait();
+      FenceRegisters(s);
+    }
+
+    for (int j = 0; j < num_kv; ++j, ++used) {
+      const int slot = used % kStages;
+      const bool more = j + 1 < num_kv;
+      float next[64];
+      if (more) {
+        const int ns = (used + 1) % kStages;
+        BarrierWait(full + 8 * ns, ((used + 1) / kStages) & 1);
+        IssueScores<T>(next, q, k_slots + ns * kKvBytes);
+      }
+
+      const int k0 = j * kBlockN;
+      if (k0 + kBlockN > len) {
+#pragma unroll
+        for (int n = 0; n < kBlockN / 8; ++n) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            if (k0 + n * 8 + 2 * t + (e & 1) >= len) s[4 * n + e] = -INFINITY;
+          }
+        }
+      }
+      // Online softmax in base 2, the scale folded into one FMA per score.
+      float tile_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+      for (int n = 0; n < kBlockN / 8; ++n) {
+        tile_max[0] = fmaxf(tile_max[0], fmaxf(s[4 * n], s[4 * n + 1]));
+        tile_max[1] = fmaxf(tile_max[1], fmaxf(s[4 * n + 2], s[4 * n + 3]));
+      }
+      float alpha[2];
+      float neg_max[2];
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
+        tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
+        const float m_new = fmaxf(row_max[r], tile_max[r] * scale_log2);
+        alpha[r] = Exp2(row_max[r] - m_new);
+        row_max[r] = m_new;
+        neg_max[r] = -m_new;
+      }
+      float tile_sum[2] = {0.0f, 0.0f};
+#pragma unroll
+      for (int i = 0; i < 64; ++i) {
+        s[i] = Exp2(fmaf(s[i], scale_log2, neg_max[(i >> 1) & 1]));
+        tile_sum[(i >> 1) & 1] += s[i];
+      }
+#pragma unroll
+      for (int r = 0; r < 2; ++r) row_sum[r] = row_sum[r] * alpha[r] + tile_sum[r];
+#pragma unroll
+      for (int i = 0; i < 32; ++i) o[i] *= alpha[(i >> 1) & 1];
+
+      // O += P V: the score accumulators of two adjacent 8-key blocks are one A fragment; V is
+      // [key][d], the MN-major B operand, 16 keys (2 KB) per k16 step.
+      uint32_t p[kBlockN / 16][4];
+#pragma unroll
+      for (int kk = 0; kk < kBlockN / 16; ++kk) {
+        p[kk][0] = Pack<T>(s[8 * kk], s[8 * kk + 1]);
+        p[kk][1] = Pack<T>(s[8 * kk + 2], s[8 * kk + 3]);
+        p[kk][2] = Pack<T>(s[8 * kk + 4], s[8 * kk + 5]);
+        p[kk][3] = Pack<T>(s[8 * kk + 6], s[8 * kk + 7]);
+      }
+      const uint32_t vt = v_slots + slot * kKvBytes;
+      FenceRegisters(o);
+      WgmmaFence();
+#pragma unroll
+      for (int kk = 0; kk < kBlockN / 16; ++kk) {
+        WgmmaOutput<T>(o, p[kk], Descriptor(vt + kk * 16 * kRowBytes, kKvBytes, 1024));
+      }
+      WgmmaCommit();
+      WgmmaWait();  // this tile's P V and the next tile's S
+      FenceRegisters(o);
+      if (leader) BarrierArrive(empty + 8 * slot);
+      if (more) {
+        FenceRegisters(next);
+#pragma unroll
+        for (int i = 0; i < 64; ++i) s[i] = next[i];
+      }
+    }
+
+    T* out = static_cast<T*>(args.out) + head * kD + 2 * t;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float sum = row_sum[r];
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      const int row = item.q0 + r0 + 8 * r;
+      if (row >= item.q_end) continue;
+      const float inv = 1.0f / sum;
+      T* dst = out + static_cast<size_t>(item.begin + row) * hidden;
+#pragma unroll
+      for (int n = 0; n < kD / 8; ++n) {
+        float b0 = 0.0f, b1 = 0.0f;
+        if (has_bias) {
+          const T* pair = reinterpret_cast<const T*>(&v_bias[n]);
+          b0 = ToFloat(pair[0]);
+          b1 = ToFloat(pair[1]);
+        }
+        *reinterpret_cast<uint32_t*>(dst + n * 8) =
+            Pack<T>(fmaf(o[4 * n + 2 * r], inv, b0), fmaf(o[4 * n + 2 * r + 1], inv, b1));
+      }
+    }
+  }
+#else
+  // Never launched where sm_90a code is missing: FusedAttentionSm90Runs() says so first.
+  static_cast<void>(qkv_map);
+  static_cast<void>(args);
+  static_cast<void>(scale_log2);
+#endif
+}
+
+// cuTensorMapEncodeTiled from the driver the runtime loaded (no link against libcuda).
+PFN_cuTensorMapEncodeTiled_v12000 EncodeTiled() {
+  static PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* p = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault,
+                                         &found) != cudaSuccess ||
+        found != cudaDriverEntryPointSuccess) {
+      static_cast<void>(cudaGetLastError());
+      p = nullptr;
+    }
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(p);
+  }();
+  return fn;
+}
+
+template <typename T>
+Status Launch(const AttentionArgs& args, cudaStream_t stream) {
+  // The QKV matrix, [rows, 3 * hidden], read in boxes of 128 rows x 64 columns (one head's Q,
+  // K or V for a tile), 128-byte swizzled; rows past the matrix read as zeros.
+  auto encode = EncodeTiled();
+  if (encode == nullptr) return Unavailable("the CUDA driver has no cuTensorMapEncodeTiled");
+  const int64_t cols = 3 * static_cast<int64_t>(args.num_heads) * kD;
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(cols),
+                              static_cast<cuuint64_t>(args.total_rows)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(cols) * 2};
+  const cuuint32_t box[2] = {kD, kBlockN};
+  const cuuint32_t element_strides[2] = {1, 1};
+  CUtensorMap map;
+  const CUresult r = encode(&map,
+                            args.dtype == CudaDType::kF16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16
+                                                          : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+                            2, const_cast<void*>(args.qkv), dims, strides, box, element_strides,
+                            CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                            CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS) {
+    return Internal("cuTensorMapEncodeTiled failed with " + std::to_string(static_cast<int>(r)));
+  }
+  auto* kernel = &AttentionSm90Kernel<T>;
+  SLUICE_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
+      kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmemBytes)));
+  const int64_t qtiles = (args.max_seqlen + kBlockM - 1) / kBlockM;
+  const int64_t items =
+      (args.tiles != nullptr ? args.max_tiles : args.num_sequences * qtiles) * args.num_heads;
+  int device = 0;
+  int sms = 0;
+  SLUICE_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
+  SLUICE_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  const dim3 grid(static_cast<unsigned>(std::min<int64_t>(items, sms)));
+  const float scale_log2 = args.scale * static_cast<float>(M_LOG2E);
+  kernel<<<grid, kThreads, kSmemBytes, stream>>>(map, args, scale_log2);
+  return LaunchStatus("AttentionSm90Kernel");
+}
+
+}  // namespace
+
+bool FusedAttentionSm90Runs(int device) {
+  int major = 0;
+  int minor = 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
+    static_cast<void>(cudaGetLastError());
+    return false;
+  }
+  return major == 9 && minor == 0;
+}
+
+Status FusedAttentionSm90(const AttentionArgs& args, cudaStream_t stream) {
+  if (args.head_dim != kD) {
+    return InvalidArgument("the Hopper attention kernel takes head size 64, not " +
+                           std::to_string(args.head_dim));
+  }
+  if (args.total_rows <= 0 || reinterpret_cast<uintptr_t>(args.qkv) % 16 != 0) {
+    return InvalidArgument(
+        "the Hopper attention kernel needs the QKV row count and a 16-byte "
+        "aligned QKV matrix");
+  }
+  return args.dtype == CudaDType::kF16 ? Launch<__half>(args, stream)
+                                       : Launch<__nv_bfloat16>(args, stream);
+}
+
+}  // namespace sluice::cuda
