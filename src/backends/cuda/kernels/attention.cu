@@ -459,7 +459,7 @@ int MaxAttentionTiles(int tokens, int sequences) {
 bool FusedAttentionUsesHopperKernel(const AttentionArgs& args) {
 #ifdef SLUICE_HAVE_SM90A
   int device = 0;
-  return args.hopper && args.head_dim == 64 && args.total_rows > 0 &&
+  return args.hopper && (args.head_dim == 64 || args.head_dim == 32) && args.total_rows > 0 &&
          cudaGetDevice(&device) == cudaSuccess && FusedAttentionSm90Runs(device);
 #else
   static_cast<void>(args);

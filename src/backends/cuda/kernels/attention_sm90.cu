@@ -1,5 +1,5 @@
-// Hopper attention for head size 64, warp-specialized: one warpgroup loads Q and 128-key K/V
-// tiles by TMA into a ring of shared-memory slots behind mbarriers; two warpgroups of 64 query
+// Hopper attention for head sizes 64 and 32, warp-specialized: one warpgroup loads Q and 128-key
+// K/V tiles by TMA into a ring of shared-memory slots behind mbarriers; two warpgroups of 64 query
 // rows each multiply on wgmma (S = Q K^T with Q from registers, O += P V with P from the
 // registers S was computed in) and issue the next tile's S before this tile's softmax,
 // so the tensor cores multiply while the other units exponentiate. No block-wide barrier
@@ -21,22 +21,35 @@ namespace {
 
 using kernels::ToFloat;
 
-constexpr int kD = 64;
 constexpr int kBlockM = kAttentionQueryTile;  // two consumer warpgroups of 64 rows
 constexpr int kBlockN = 128;                  // keys per K/V tile
 constexpr int kStages = 4;                    // K/V ring slots
 constexpr int kThreads = 384;                 // producer + two consumer warpgroups
-constexpr int kRowBytes = kD * 2;             // one 128-byte swizzled row per token
-constexpr uint32_t kQBytes = kBlockM * kRowBytes;
-constexpr uint32_t kKvBytes = kBlockN * kRowBytes;
-// The Q slots, the K slots, the V slots, then the barriers (each Q slot's full and empty; each
-// K/V slot's full and empty); 1 KB spare to align the base for the 128-byte swizzle.
-constexpr int kQSlots = 2;  // the next item's Q loads while this one's is in use
-// Per Q slot, what the consumers need of its work item: where it is (ItemInfo), then the head's
-// Q and V biases.
-constexpr uint32_t kInfoBytes = 32 + 2 * kD * 2;
-constexpr size_t kSmemBytes = kQSlots * (kQBytes + kInfoBytes) + 2 * kStages * kKvBytes +
-                              8 * (2 * kQSlots + 2 * kStages) + 1024;
+constexpr int kQSlots = 2;                    // the next item's Q loads while this one's is in use
+
+// Shapes of a head size D (64 or 32): one swizzled row per token, 128 bytes (128-byte swizzle:
+// 16-byte chunk c of row r at chunk c ^ (r % 8)) or 64 bytes (64-byte swizzle: chunk c of row r
+// at c ^ (r / 2 % 4)).
+template <int D>
+struct Geometry {
+  static_assert(D == 64 || D == 32, "head size 64 or 32");
+  static constexpr int kRowBytes = D * 2;
+  static constexpr uint32_t kQBytes = kBlockM * kRowBytes;
+  static constexpr uint32_t kKvBytes = kBlockN * kRowBytes;
+  // Per Q slot, what the consumers need of its work item: where it is (ItemInfo), then the
+  // head's Q and V biases.
+  static constexpr uint32_t kInfoBytes = 32 + 2 * D * 2;
+  // The Q slots, the K slots, the V slots, the barriers (each Q slot's full and empty; each K/V
+  // slot's full and empty), the infos; 1 KB spare to align the base for the swizzle.
+  static constexpr size_t kSmemBytes = kQSlots * (kQBytes + kInfoBytes) + 2 * kStages * kKvBytes +
+                                       8 * (2 * kQSlots + 2 * kStages) + 1024;
+  // wgmma descriptor: swizzle mode (1: 128-byte, 2: 64-byte) and bytes between groups of 8 rows.
+  static constexpr uint64_t kSwizzleMode = D == 64 ? 1 : 2;
+  static constexpr uint32_t kGroupBytes = 8 * kRowBytes;
+  __device__ static uint32_t Chunk(int row, int chunk) {
+    return static_cast<uint32_t>(D == 64 ? chunk ^ (row & 7) : chunk ^ ((row >> 1) & 3));
+  }
+};
 
 __device__ __forceinline__ uint32_t SharedAddress(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
@@ -75,13 +88,14 @@ __device__ __forceinline__ void TmaLoad(uint32_t dst, const CUtensorMap* map, in
       : "memory");
 }
 
-// Shared-memory matrix descriptor: 128-byte swizzle, `stride` bytes between groups of 8 rows,
-// `leading` bytes between 64-element blocks along the contiguous dimension.
-__device__ __forceinline__ uint64_t Descriptor(uint32_t address, uint32_t leading,
-                                               uint32_t stride) {
+// Shared-memory matrix descriptor of head size D's swizzled tiles: `leading` bytes between
+// swizzle atoms along the contiguous dimension (unused within one atom).
+template <int D>
+__device__ __forceinline__ uint64_t Descriptor(uint32_t address, uint32_t leading) {
+  using G = Geometry<D>;
   return static_cast<uint64_t>((address & 0x3FFFF) >> 4) |
-         (static_cast<uint64_t>(leading >> 4) << 16) | (static_cast<uint64_t>(stride >> 4) << 32) |
-         (uint64_t{1} << 62);
+         (static_cast<uint64_t>(leading >> 4) << 16) |
+         (static_cast<uint64_t>(G::kGroupBytes >> 4) << 32) | (G::kSwizzleMode << 62);
 }
 
 __device__ __forceinline__ void WgmmaFence() {
@@ -105,9 +119,11 @@ __device__ __forceinline__ void FenceRegisters(float (&d)[N]) {
 template <typename T>
 __device__ __forceinline__ void WgmmaScores(float (&d)[64], const uint32_t (&a)[4], uint64_t b,
                                             int accumulate);
-// o (64 x 64 per warpgroup) += A B, A in registers (each warp's 16 rows), B MN-major.
+// o (64 x D per warpgroup) += A B, A in registers (each warp's 16 rows), B MN-major.
 template <typename T>
 __device__ __forceinline__ void WgmmaOutput(float (&d)[32], const uint32_t (&a)[4], uint64_t b);
+template <typename T>
+__device__ __forceinline__ void WgmmaOutput(float (&d)[16], const uint32_t (&a)[4], uint64_t b);
 
 #define SLUICE_D64                                                                              \
   "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, " \
@@ -133,6 +149,11 @@ __device__ __forceinline__ void WgmmaOutput(float (&d)[32], const uint32_t (&a)[
       "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),  \
       "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),  \
       "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+#define SLUICE_D16 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}"
+#define SLUICE_D16_OPERANDS                                                                       \
+  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+      "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),    \
+      "+f"(d[15])
 
 #define SLUICE_DEFINE_WGMMA(T, PTX_TYPE)                                                           \
   template <>                                                                                      \
@@ -151,6 +172,14 @@ __device__ __forceinline__ void WgmmaOutput(float (&d)[32], const uint32_t (&a)[
     asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32." PTX_TYPE "." PTX_TYPE               \
                  " " SLUICE_D32 ", {%32, %33, %34, %35}, %36, 1, 1, 1, 1;\n"                       \
                  : SLUICE_D32_OPERANDS                                                             \
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));                            \
+  }                                                                                                \
+  template <>                                                                                      \
+  __device__ __forceinline__ void WgmmaOutput<T>(float(&d)[16], const uint32_t(&a)[4],             \
+                                                 uint64_t b) {                                     \
+    asm volatile("wgmma.mma_async.sync.aligned.m64n32k16.f32." PTX_TYPE "." PTX_TYPE               \
+                 " " SLUICE_D16 ", {%16, %17, %18, %19}, %20, 1, 1, 1, 1;\n"                       \
+                 : SLUICE_D16_OPERANDS                                                             \
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));                            \
   }
 
@@ -177,13 +206,13 @@ __device__ __forceinline__ float Exp2(float x) {
 }
 
 // s = Q K^T for one key tile, Q from registers (asynchronous; committed as one group).
-template <typename T>
-__device__ __forceinline__ void IssueScores(float (&s)[64], const uint32_t (&q)[kD / 16][4],
+template <typename T, int D>
+__device__ __forceinline__ void IssueScores(float (&s)[64], const uint32_t (&q)[D / 16][4],
                                             uint32_t k_tile) {
   WgmmaFence();
 #pragma unroll
-  for (int kk = 0; kk < kD / 16; ++kk) {
-    WgmmaScores<T>(s, q[kk], Descriptor(k_tile + 32 * kk, 16, 1024), kk > 0 ? 1 : 0);
+  for (int kk = 0; kk < D / 16; ++kk) {
+    WgmmaScores<T>(s, q[kk], Descriptor<D>(k_tile + 32 * kk, 16), kk > 0 ? 1 : 0);
   }
   WgmmaCommit();
 }
@@ -250,16 +279,21 @@ struct ItemInfo {
 // Persistent: each block takes work items gridDim.x apart; the producer runs ahead into the
 // next item (its Q once both consumers are done with the current one, its K/V as ring slots
 // come free), so loads overlap the products and the output stores.
-template <typename T>
+template <typename T, int D>
 __global__ void __launch_bounds__(kThreads, 1)
     AttentionSm90Kernel(const __grid_constant__ CUtensorMap qkv_map, AttentionArgs args,
                         float scale_log2) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using G = Geometry<D>;
+  constexpr int kRowBytes = G::kRowBytes;
+  constexpr uint32_t kQBytes = G::kQBytes;
+  constexpr uint32_t kKvBytes = G::kKvBytes;
+  constexpr uint32_t kInfoBytes = G::kInfoBytes;
   extern __shared__ __align__(128) unsigned char smem_raw[];
   const int qtiles = (args.max_seqlen + kBlockM - 1) / kBlockM;
   const int total =
       (args.tiles != nullptr ? *args.num_tiles : args.num_sequences * qtiles) * args.num_heads;
-  const int hidden = args.num_heads * kD;
+  const int hidden = args.num_heads * D;
 
   const uint32_t raw = SharedAddress(smem_raw);
   const uint32_t base = (raw + 1023u) & ~1023u;
@@ -297,16 +331,16 @@ __global__ void __launch_bounds__(kThreads, 1)
         const int qs = items % kQSlots;
         if (items >= kQSlots) BarrierWait(q_empty + 8 * qs, ((items / kQSlots) + 1) & 1);
         BarrierExpect(q_full + 8 * qs, kQBytes);
-        TmaLoad(q_slots + qs * kQBytes, &qkv_map, item.head * kD, item.begin + item.q0,
+        TmaLoad(q_slots + qs * kQBytes, &qkv_map, item.head * D, item.begin + item.q0,
                 q_full + 8 * qs);
         const int num_kv = (item.len + kBlockN - 1) / kBlockN;
         for (int j = 0; j < num_kv; ++j, ++loaded) {
           const int s = loaded % kStages;
           if (loaded >= kStages) BarrierWait(empty + 8 * s, ((loaded / kStages) + 1) & 1);
           BarrierExpect(full + 8 * s, 2 * kKvBytes);
-          TmaLoad(k_slots + s * kKvBytes, &qkv_map, hidden + item.head * kD,
+          TmaLoad(k_slots + s * kKvBytes, &qkv_map, hidden + item.head * D,
                   item.begin + j * kBlockN, full + 8 * s);
-          TmaLoad(v_slots + s * kKvBytes, &qkv_map, 2 * hidden + item.head * kD,
+          TmaLoad(v_slots + s * kKvBytes, &qkv_map, 2 * hidden + item.head * D,
                   item.begin + j * kBlockN, full + 8 * s);
         }
         ++items;
@@ -333,10 +367,10 @@ __global__ void __launch_bounds__(kThreads, 1)
           if (!done) info = {item.begin, item.len, item.q0, item.q_end, item.head, 1};
           *reinterpret_cast<ItemInfo*>(slot) = info;
         }
-        if (!done && bias != nullptr) {
-          auto* pairs = reinterpret_cast<uint32_t*>(slot + 32);  // Q's 32 pairs, then V's
-          pairs[lane] = bias[(item.head * kD) / 2 + lane];
-          pairs[32 + lane] = bias[(2 * hidden + item.head * kD) / 2 + lane];
+        if (!done && bias != nullptr && lane < D / 2) {
+          auto* pairs = reinterpret_cast<uint32_t*>(slot + 32);  // Q's D / 2 pairs, then V's
+          pairs[lane] = bias[(item.head * D) / 2 + lane];
+          pairs[D / 2 + lane] = bias[(2 * hidden + item.head * D) / 2 + lane];
         }
         __syncwarp();
         if (lane == 0) BarrierArrive(q_full + 8 * qs);
@@ -371,15 +405,15 @@ __global__ void __launch_bounds__(kThreads, 1)
     // This warp's 16 query rows as wgmma A fragments (the m16k16 layout of mma.sync), with
     // the Q bias added; K's adds the same q . b_k to every score of a row, which softmax
     // cancels. The V bias this thread adds to its output columns. Then the slot goes back.
-    uint32_t q[kD / 16][4];
-    uint32_t v_bias[kD / 8];
+    uint32_t q[D / 16][4];
+    uint32_t v_bias[D / 8];
     {
       const int row = wg * 64 + warp * 16 + (lane & 15);
       const uint32_t q_row = q_slots + qs * kQBytes + row * kRowBytes;
 #pragma unroll
-      for (int kk = 0; kk < kD / 16; ++kk) {
+      for (int kk = 0; kk < D / 16; ++kk) {
         const int chunk = 2 * kk + (lane >> 4);
-        LdMatrixX4(q[kk], q_row + ((chunk ^ (row & 7)) << 4));
+        LdMatrixX4(q[kk], q_row + (G::Chunk(row, chunk) << 4));
         if (has_bias) {
           // Registers 0/1 hold columns 16 kk + 2t (+1), registers 2/3 the same plus 8.
 #pragma unroll
@@ -391,22 +425,22 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
       }
 #pragma unroll
-      for (int n = 0; n < kD / 8; ++n) {
-        v_bias[n] = has_bias ? bias_pairs[32 + (n * 8 + 2 * t) / 2] : 0u;
+      for (int n = 0; n < D / 8; ++n) {
+        v_bias[n] = has_bias ? bias_pairs[D / 2 + (n * 8 + 2 * t) / 2] : 0u;
       }
     }
     BarrierArrive(q_empty + 8 * qs);
 
-    float o[32];
+    float o[D / 2];
     float s[64];
     float row_max[2] = {-INFINITY, -INFINITY};
     float row_sum[2] = {0.0f, 0.0f};  // this thread's columns only; summed over the quad later
 #pragma unroll
-    for (int i = 0; i < 32; ++i) o[i] = 0.0f;
+    for (int i = 0; i < D / 2; ++i) o[i] = 0.0f;
     {
       const int s0 = used % kStages;
       BarrierWait(full + 8 * s0, (used / kStages) & 1);
-      IssueScores<T>(s, q, k_slots + s0 * kKvBytes);
+      IssueScores<T, D>(s, q, k_slots + s0 * kKvBytes);
       WgmmaWait();
       FenceRegisters(s);
     }
@@ -418,7 +452,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       if (more) {
         const int ns = (used + 1) % kStages;
         BarrierWait(full + 8 * ns, ((used + 1) / kStages) & 1);
-        IssueScores<T>(next, q, k_slots + ns * kKvBytes);
+        IssueScores<T, D>(next, q, k_slots + ns * kKvBytes);
       }
 
       const int k0 = j * kBlockN;
@@ -458,7 +492,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
       for (int r = 0; r < 2; ++r) row_sum[r] = row_sum[r] * alpha[r] + tile_sum[r];
 #pragma unroll
-      for (int i = 0; i < 32; ++i) o[i] *= alpha[(i >> 1) & 1];
+      for (int i = 0; i < D / 2; ++i) o[i] *= alpha[(i >> 1) & 1];
 
       // O += P V: the score accumulators of two adjacent 8-key blocks are one A fragment; V is
       // [key][d], the MN-major B operand, 16 keys (2 KB) per k16 step.
@@ -475,7 +509,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       WgmmaFence();
 #pragma unroll
       for (int kk = 0; kk < kBlockN / 16; ++kk) {
-        WgmmaOutput<T>(o, p[kk], Descriptor(vt + kk * 16 * kRowBytes, kKvBytes, 1024));
+        WgmmaOutput<T>(o, p[kk], Descriptor<D>(vt + kk * 16 * kRowBytes, kKvBytes));
       }
       WgmmaCommit();
       WgmmaWait();  // this tile's P V and the next tile's S
@@ -488,7 +522,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
     }
 
-    T* out = static_cast<T*>(args.out) + head * kD + 2 * t;
+    T* out = static_cast<T*>(args.out) + head * D + 2 * t;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       float sum = row_sum[r];
@@ -499,7 +533,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       const float inv = 1.0f / sum;
       T* dst = out + static_cast<size_t>(item.begin + row) * hidden;
 #pragma unroll
-      for (int n = 0; n < kD / 8; ++n) {
+      for (int n = 0; n < D / 8; ++n) {
         float b0 = 0.0f, b1 = 0.0f;
         if (has_bias) {
           const T* pair = reinterpret_cast<const T*>(&v_bias[n]);
@@ -535,29 +569,31 @@ PFN_cuTensorMapEncodeTiled_v12000 EncodeTiled() {
   return fn;
 }
 
-template <typename T>
+template <typename T, int D>
 Status Launch(const AttentionArgs& args, cudaStream_t stream) {
-  // The QKV matrix, [rows, 3 * hidden], read in boxes of 128 rows x 64 columns (one head's Q,
-  // K or V for a tile), 128-byte swizzled; rows past the matrix read as zeros.
+  // The QKV matrix, [rows, 3 * hidden], read in boxes of 128 rows x D columns (one head's Q,
+  // K or V for a tile), swizzled as Geometry<D> says; rows past the matrix read as zeros.
   auto encode = EncodeTiled();
   if (encode == nullptr) return Unavailable("the CUDA driver has no cuTensorMapEncodeTiled");
-  const int64_t cols = 3 * static_cast<int64_t>(args.num_heads) * kD;
+  const int64_t cols = 3 * static_cast<int64_t>(args.num_heads) * D;
   const cuuint64_t dims[2] = {static_cast<cuuint64_t>(cols),
                               static_cast<cuuint64_t>(args.total_rows)};
   const cuuint64_t strides[1] = {static_cast<cuuint64_t>(cols) * 2};
-  const cuuint32_t box[2] = {kD, kBlockN};
+  const cuuint32_t box[2] = {D, kBlockN};
   const cuuint32_t element_strides[2] = {1, 1};
   CUtensorMap map;
   const CUresult r = encode(&map,
                             args.dtype == CudaDType::kF16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16
                                                           : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
                             2, const_cast<void*>(args.qkv), dims, strides, box, element_strides,
-                            CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                            CU_TENSOR_MAP_INTERLEAVE_NONE,
+                            D == 64 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B,
                             CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (r != CUDA_SUCCESS) {
     return Internal("cuTensorMapEncodeTiled failed with " + std::to_string(static_cast<int>(r)));
   }
-  auto* kernel = &AttentionSm90Kernel<T>;
+  constexpr size_t kSmemBytes = Geometry<D>::kSmemBytes;
+  auto* kernel = &AttentionSm90Kernel<T, D>;
   SLUICE_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
       kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmemBytes)));
   const int64_t qtiles = (args.max_seqlen + kBlockM - 1) / kBlockM;
@@ -587,8 +623,8 @@ bool FusedAttentionSm90Runs(int device) {
 }
 
 Status FusedAttentionSm90(const AttentionArgs& args, cudaStream_t stream) {
-  if (args.head_dim != kD) {
-    return InvalidArgument("the Hopper attention kernel takes head size 64, not " +
+  if (args.head_dim != 64 && args.head_dim != 32) {
+    return InvalidArgument("the Hopper attention kernel takes head sizes 64 and 32, not " +
                            std::to_string(args.head_dim));
   }
   if (args.total_rows <= 0 || reinterpret_cast<uintptr_t>(args.qkv) % 16 != 0) {
@@ -596,8 +632,12 @@ Status FusedAttentionSm90(const AttentionArgs& args, cudaStream_t stream) {
         "the Hopper attention kernel needs the QKV row count and a 16-byte "
         "aligned QKV matrix");
   }
-  return args.dtype == CudaDType::kF16 ? Launch<__half>(args, stream)
-                                       : Launch<__nv_bfloat16>(args, stream);
+  if (args.head_dim == 64) {
+    return args.dtype == CudaDType::kF16 ? Launch<__half, 64>(args, stream)
+                                         : Launch<__nv_bfloat16, 64>(args, stream);
+  }
+  return args.dtype == CudaDType::kF16 ? Launch<__half, 32>(args, stream)
+                                       : Launch<__nv_bfloat16, 32>(args, stream);
 }
 
 }  // namespace sluice::cuda
