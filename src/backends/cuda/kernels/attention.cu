@@ -5,10 +5,17 @@
 #include "backends/cuda/kernels/attention.cuh"
 #include "backends/cuda/kernels/attention_sm90.cuh"
 #include "backends/cuda/kernels/device_util.cuh"
+#include "backends/cuda/kernels/fragment_util.cuh"
 
 namespace sluice::cuda {
 namespace {
 
+using kernels::AddPair;
+using kernels::Exp2;
+using kernels::LdMatrixX4;
+using kernels::LdMatrixX4Trans;
+using kernels::Pack;
+using kernels::SharedAddress;
 using kernels::ToFloat;
 
 // One block: a query tile of 128 rows of one head. Each warp owns 16-row m-tiles of it for the
@@ -44,10 +51,6 @@ struct Layout {
   static constexpr size_t kBytes = sizeof(uint16_t) * (kBlockM * kLd + 4 * kKvTile + 2 * D);
 };
 
-__device__ __forceinline__ uint32_t SharedAddress(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
 // 16 bytes global -> shared, bypassing L1; zero-filled when !valid (nothing is read then).
 __device__ __forceinline__ void CpAsync16(void* dst, const void* src, bool valid) {
   const int bytes = valid ? 16 : 0;
@@ -58,17 +61,6 @@ __device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_
 template <int N>
 __device__ __forceinline__ void CpAsyncWait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-__device__ __forceinline__ void LdMatrixX4(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(SharedAddress(p)));
-}
-__device__ __forceinline__ void LdMatrixX4Trans(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(SharedAddress(p)));
 }
 
 // c += a * b for one 16x8 tile, float accumulators.
@@ -92,34 +84,6 @@ __device__ __forceinline__ void Mma<__nv_bfloat16>(float (&c)[4], const uint32_t
       "{%8,%9}, {%0,%1,%2,%3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// Two floats as one register of 16-bit values, the first in the low half.
-template <typename T>
-__device__ __forceinline__ uint32_t Pack(float lo, float hi);
-template <>
-__device__ __forceinline__ uint32_t Pack<__half>(float lo, float hi) {
-  const __half2 v = __floats2half2_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-template <>
-__device__ __forceinline__ uint32_t Pack<__nv_bfloat16>(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-
-// 2^x on the special-function unit; flushing denormals is harmless for probabilities.
-__device__ __forceinline__ float Exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
-
-// A register of two 16-bit values plus (lo, hi), added in float32.
-template <typename T>
-__device__ __forceinline__ uint32_t AddPair(uint32_t packed, T lo, T hi) {
-  const T* v = reinterpret_cast<const T*>(&packed);
-  return Pack<T>(ToFloat(v[0]) + ToFloat(lo), ToFloat(v[1]) + ToFloat(hi));
 }
 
 // Starts copying `kRows` rows of one head (D elements each) into a padded tile; rows past

@@ -15,10 +15,16 @@
 #include "backends/cuda/cuda_status.h"
 #include "backends/cuda/kernels/attention_sm90.cuh"
 #include "backends/cuda/kernels/device_util.cuh"
+#include "backends/cuda/kernels/fragment_util.cuh"
 
 namespace sluice::cuda {
 namespace {
 
+using kernels::AddPair;
+using kernels::Exp2;
+using kernels::LdMatrixX4;
+using kernels::Pack;
+using kernels::SharedAddress;
 using kernels::ToFloat;
 
 constexpr int kBlockM = kAttentionQueryTile;  // two consumer warpgroups of 64 rows
@@ -50,10 +56,6 @@ struct Geometry {
     return static_cast<uint32_t>(D == 64 ? chunk ^ (row & 7) : chunk ^ ((row >> 1) & 3));
   }
 };
-
-__device__ __forceinline__ uint32_t SharedAddress(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 
@@ -186,25 +188,6 @@ __device__ __forceinline__ void WgmmaOutput(float (&d)[16], const uint32_t (&a)[
 SLUICE_DEFINE_WGMMA(__half, "f16")
 SLUICE_DEFINE_WGMMA(__nv_bfloat16, "bf16")
 
-template <typename T>
-__device__ __forceinline__ uint32_t Pack(float lo, float hi);
-template <>
-__device__ __forceinline__ uint32_t Pack<__half>(float lo, float hi) {
-  const __half2 v = __floats2half2_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-template <>
-__device__ __forceinline__ uint32_t Pack<__nv_bfloat16>(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-
-__device__ __forceinline__ float Exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
-
 // s = Q K^T for one key tile, Q from registers (asynchronous; committed as one group).
 template <typename T, int D>
 __device__ __forceinline__ void IssueScores(float (&s)[64], const uint32_t (&q)[D / 16][4],
@@ -215,19 +198,6 @@ __device__ __forceinline__ void IssueScores(float (&s)[64], const uint32_t (&q)[
     WgmmaScores<T>(s, q[kk], Descriptor<D>(k_tile + 32 * kk, 16), kk > 0 ? 1 : 0);
   }
   WgmmaCommit();
-}
-
-__device__ __forceinline__ void LdMatrixX4(uint32_t (&r)[4], uint32_t address) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(address));
-}
-
-// A register of two 16-bit values plus (lo, hi), added in float32.
-template <typename T>
-__device__ __forceinline__ uint32_t AddPair(uint32_t packed, T lo, T hi) {
-  const T* v = reinterpret_cast<const T*>(&packed);
-  return Pack<T>(ToFloat(v[0]) + ToFloat(lo), ToFloat(v[1]) + ToFloat(hi));
 }
 
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
