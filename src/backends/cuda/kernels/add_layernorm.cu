@@ -77,23 +77,13 @@ Status LaunchAddLayerNorm(const AddLayerNormArgs& args, cudaStream_t stream) {
       (args.bias == nullptr || Aligned16(args.bias)) &&
       (args.out_fp8 == nullptr || reinterpret_cast<uintptr_t>(args.out_fp8) % 8 == 0);
   const int blocks = (args.rows + kRowsPerBlock - 1) / kRowsPerBlock;
-  switch (vectorizable ? kernels::WarpLayerNormVecs(args.hidden) : 0) {
-    case 1:
-      AddLayerNormWarpKernel<T, 1><<<blocks, kRowsPerBlock * 32, 0, stream>>>(args);
-      break;
-    case 2:
-      AddLayerNormWarpKernel<T, 2><<<blocks, kRowsPerBlock * 32, 0, stream>>>(args);
-      break;
-    case 4:
-      AddLayerNormWarpKernel<T, 4><<<blocks, kRowsPerBlock * 32, 0, stream>>>(args);
-      break;
-    case 8:
-      AddLayerNormWarpKernel<T, 8><<<blocks, kRowsPerBlock * 32, 0, stream>>>(args);
-      break;
-    default: {
-      const size_t smem = sizeof(float) * static_cast<size_t>(args.hidden);
-      AddLayerNormKernel<T><<<args.rows, kThreads, smem, stream>>>(args);
-    }
+  const bool warp = vectorizable && kernels::WithWarpLayerNormVecs(args.hidden, [&](auto vecs) {
+                      AddLayerNormWarpKernel<T, decltype(vecs)::value>
+                          <<<blocks, kRowsPerBlock * 32, 0, stream>>>(args);
+                    });
+  if (!warp) {
+    const size_t smem = sizeof(float) * static_cast<size_t>(args.hidden);
+    AddLayerNormKernel<T><<<args.rows, kThreads, smem, stream>>>(args);
   }
   return LaunchStatus("AddLayerNormKernel");
 }

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "common/status.h"
 
@@ -168,13 +169,23 @@ __device__ __forceinline__ void WarpLayerNorm(const uint4* a, const uint4* b, co
   }
 }
 
-// The vectors per lane WarpLayerNorm needs for a row of `hidden` (1, 2, 4 or 8), or 0 when the
-// row is wider than it takes.
-inline int WarpLayerNormVecs(int hidden) {
-  for (int vecs = 1; vecs <= 8; vecs *= 2) {
-    if (hidden <= vecs * 256) return vecs;
+// Calls launch(std::integral_constant<int, kVecs>{}) with the vectors per lane WarpLayerNorm
+// needs for a row of `hidden` (1, 2, 4 or 8); false, launching nothing, when the row is wider
+// than it takes.
+template <typename Launch>
+bool WithWarpLayerNormVecs(int hidden, Launch&& launch) {
+  if (hidden <= kWarpLayerNormMaxHidden<1>) {
+    launch(std::integral_constant<int, 1>{});
+  } else if (hidden <= kWarpLayerNormMaxHidden<2>) {
+    launch(std::integral_constant<int, 2>{});
+  } else if (hidden <= kWarpLayerNormMaxHidden<4>) {
+    launch(std::integral_constant<int, 4>{});
+  } else if (hidden <= kWarpLayerNormMaxHidden<8>) {
+    launch(std::integral_constant<int, 8>{});
+  } else {
+    return false;
   }
-  return 0;
+  return true;
 }
 
 inline bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }

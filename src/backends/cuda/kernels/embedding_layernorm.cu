@@ -66,23 +66,13 @@ void Launch(const EmbeddingLayerNormArgs& args, cudaStream_t stream) {
                             (args.token_type == nullptr || Aligned16(args.token_type)) &&
                             Aligned16(args.gamma) && Aligned16(args.beta) && Aligned16(args.out);
   const int blocks = (args.tokens + kTokensPerBlock - 1) / kTokensPerBlock;
-  switch (vectorizable ? kernels::WarpLayerNormVecs(args.hidden) : 0) {
-    case 1:
-      EmbeddingLayerNormWarpKernel<T, 1><<<blocks, kTokensPerBlock * 32, 0, stream>>>(args);
-      break;
-    case 2:
-      EmbeddingLayerNormWarpKernel<T, 2><<<blocks, kTokensPerBlock * 32, 0, stream>>>(args);
-      break;
-    case 4:
-      EmbeddingLayerNormWarpKernel<T, 4><<<blocks, kTokensPerBlock * 32, 0, stream>>>(args);
-      break;
-    case 8:
-      EmbeddingLayerNormWarpKernel<T, 8><<<blocks, kTokensPerBlock * 32, 0, stream>>>(args);
-      break;
-    default: {
-      const size_t smem = sizeof(float) * static_cast<size_t>(args.hidden);
-      EmbeddingLayerNormKernel<T><<<args.tokens, kThreads, smem, stream>>>(args);
-    }
+  const bool warp = vectorizable && kernels::WithWarpLayerNormVecs(args.hidden, [&](auto vecs) {
+                      EmbeddingLayerNormWarpKernel<T, decltype(vecs)::value>
+                          <<<blocks, kTokensPerBlock * 32, 0, stream>>>(args);
+                    });
+  if (!warp) {
+    const size_t smem = sizeof(float) * static_cast<size_t>(args.hidden);
+    EmbeddingLayerNormKernel<T><<<args.tokens, kThreads, smem, stream>>>(args);
   }
 }
 
