@@ -896,6 +896,9 @@ TEST(FusedAttentionBadInputTest, RejectsHeadSizesNotCompiled) {
   alignas(16) const uint16_t bias[16] = {};
   args.qkv_bias = bias + 1;  // the bias is copied in 16-byte pieces
   EXPECT_EQ(FusedAttention(args, nullptr).code(), StatusCode::kInvalidArgument);
+  args.qkv_bias = nullptr;
+  args.total_rows = -1;  // a row count that cannot be
+  EXPECT_EQ(FusedAttention(args, nullptr).code(), StatusCode::kInvalidArgument);
 }
 
 TEST(AttentionTilesTest, ListsEveryQueryTileOfEverySequence) {
