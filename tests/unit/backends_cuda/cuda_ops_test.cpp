@@ -803,33 +803,31 @@ TEST_P(FusedAttentionTest, MatchesReference) {
     padded_cu.push_back(tokens);
     const int slots = int(padded_cu.size()) - 1;
     const int max_tiles = MaxAttentionTiles(tokens, slots) + 3;
-    std::vector<int32_t> tiles(2 * size_t(max_tiles), -1);
-    const int num_tiles = AppendAttentionTiles(padded_cu.data(), slots, tiles.data());
-    ASSERT_LE(num_tiles, MaxAttentionTiles(tokens, slots));
     AttentionArgs listed = args;
     listed.num_sequences = slots;
     listed.cu_seqlens = static_cast<const int32_t*>(env.Upload(padded_cu));
-    listed.tiles = static_cast<const int32_t*>(env.Upload(tiles));
-    listed.num_tiles = static_cast<const int32_t*>(env.Upload(std::vector<int32_t>{num_tiles}));
-    listed.max_tiles = max_tiles;
-    listed.out = env.Poisoned(size_t(tokens) * hidden * 2);
-    ASSERT_TRUE(FusedAttention(listed, env.stream()).ok());
-    outs.emplace_back(kernel + ", work list",
-                      env.Download16(listed.out, size_t(tokens) * hidden, dtype));
+    // One run over a work list of `count` tiles, `max` of them provided for.
+    auto run_list = [&](const std::vector<int32_t>& list, int count, int max,
+                        const std::string& label) {
+      AttentionArgs run = listed;
+      run.tiles = static_cast<const int32_t*>(env.Upload(list));
+      run.num_tiles = static_cast<const int32_t*>(env.Upload(std::vector<int32_t>{count}));
+      run.max_tiles = max;
+      run.out = env.Poisoned(size_t(tokens) * hidden * 2);
+      ASSERT_TRUE(FusedAttention(run, env.stream()).ok());
+      outs.emplace_back(kernel + label, env.Download16(run.out, size_t(tokens) * hidden, dtype));
+    };
+    std::vector<int32_t> tiles(2 * size_t(max_tiles), -1);
+    const int num_tiles = AppendAttentionTiles(padded_cu.data(), slots, tiles.data());
+    ASSERT_LE(num_tiles, MaxAttentionTiles(tokens, slots));
+    run_list(tiles, num_tiles, max_tiles, ", work list");
 
     // Half (64-row) tiles, as small batches run them (head sizes up to 64).
     if (c.head_dim <= 64) {
       const int half_tiles = CountAttentionTiles(padded_cu.data(), slots, true);
       std::vector<int32_t> half_list(2 * size_t(half_tiles), -1);
       ASSERT_EQ(AppendAttentionTiles(padded_cu.data(), slots, half_list.data(), true), half_tiles);
-      AttentionArgs halved = listed;
-      halved.tiles = static_cast<const int32_t*>(env.Upload(half_list));
-      halved.num_tiles = static_cast<const int32_t*>(env.Upload(std::vector<int32_t>{half_tiles}));
-      halved.max_tiles = half_tiles;
-      halved.out = env.Poisoned(size_t(tokens) * hidden * 2);
-      ASSERT_TRUE(FusedAttention(halved, env.stream()).ok());
-      outs.emplace_back(kernel + ", half tiles",
-                        env.Download16(halved.out, size_t(tokens) * hidden, dtype));
+      run_list(half_list, half_tiles, half_tiles, ", half tiles");
     }
   }
 

@@ -12,6 +12,7 @@ namespace {
 
 using kernels::AddPair;
 using kernels::Exp2;
+using kernels::FoldRowMax;
 using kernels::LdMatrixX4;
 using kernels::LdMatrixX4Trans;
 using kernels::Pack;
@@ -245,12 +246,8 @@ __device__ __forceinline__ void AttendTile(const AttentionArgs& args, float scal
       float neg_max[2];
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
-        tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
-        tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
-        const float m_new = fmaxf(row_max[i][r], tile_max[r] * scale_log2);
-        alpha[r] = Exp2(row_max[i][r] - m_new);
-        row_max[i][r] = m_new;
-        neg_max[r] = -m_new;
+        alpha[r] = FoldRowMax(tile_max[r], scale_log2, row_max[i][r]);
+        neg_max[r] = -row_max[i][r];
       }
       float tile_sum[2] = {0.0f, 0.0f};
 #pragma unroll

@@ -22,6 +22,7 @@ namespace {
 
 using kernels::AddPair;
 using kernels::Exp2;
+using kernels::FoldRowMax;
 using kernels::LdMatrixX4;
 using kernels::Pack;
 using kernels::SharedAddress;
@@ -474,12 +475,8 @@ __global__ void __launch_bounds__(kThreads, 1)
       float neg_max[2];
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
-        tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
-        tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
-        const float m_new = fmaxf(row_max[r], tile_max[r] * scale_log2);
-        alpha[r] = Exp2(row_max[r] - m_new);
-        row_max[r] = m_new;
-        neg_max[r] = -m_new;
+        alpha[r] = FoldRowMax(tile_max[r], scale_log2, row_max[r]);
+        neg_max[r] = -row_max[r];
       }
       float tile_sum[2] = {0.0f, 0.0f};
 #pragma unroll

@@ -59,4 +59,16 @@ __device__ __forceinline__ float Exp2(float x) {
   return y;
 }
 
+// Online softmax, one row held by a quad of lanes: folds this key tile's scores' max (this lane's
+// quarter of the row, unscaled) into the row's running max in base 2 (scores times scale_log2),
+// and returns the factor that rescales what was summed under the old max.
+__device__ __forceinline__ float FoldRowMax(float tile_max, float scale_log2, float& row_max) {
+  tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
+  tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
+  const float m_new = fmaxf(row_max, tile_max * scale_log2);
+  const float alpha = Exp2(row_max - m_new);
+  row_max = m_new;
+  return alpha;
+}
+
 }  // namespace sluice::cuda::kernels
