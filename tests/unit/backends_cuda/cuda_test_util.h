@@ -29,16 +29,6 @@ inline bool HaveGpu() {
   return count > 0;
 }
 
-// True when device 0 has compute capability >= `cc` (e.g. 89 for fp8 tensor cores).
-inline bool GpuComputeCapabilityAtLeast(int cc) {
-  int major = 0, minor = 0;
-  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0) != cudaSuccess ||
-      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0) != cudaSuccess) {
-    return false;
-  }
-  return major * 10 + minor >= cc;
-}
-
 // Device 0's compute capability as major * 10 + minor (90 for Hopper), 0 without a GPU.
 inline int ComputeCapability() {
   int major = 0, minor = 0;
@@ -49,6 +39,9 @@ inline int ComputeCapability() {
   }
   return major * 10 + minor;
 }
+
+// True when device 0 has compute capability >= `cc` (e.g. 89 for fp8 tensor cores).
+inline bool GpuComputeCapabilityAtLeast(int cc) { return ComputeCapability() >= cc; }
 
 #define SLUICE_SKIP_WITHOUT_GPU() \
   if (!::sluice::cuda::testing::HaveGpu()) GTEST_SKIP() << "no CUDA device"
