@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "backends/cuda/cuda_status.h"
 #include "backends/cuda/kernels/add_layernorm.cuh"
@@ -37,6 +38,23 @@ GemmEpilogue FfnEpilogue(Activation activation) {
 }
 
 size_t Align16(size_t bytes) { return (bytes + 15) / 16 * 16; }
+
+// Copies `values` to `dst` and returns the smallest and largest of them ({0, 0} for none), in
+// one loop the compiler vectorizes.
+std::pair<int32_t, int32_t> CopyMinMax(const std::vector<int32_t>& values, int32_t* dst) {
+  if (values.empty()) return {0, 0};
+  int32_t lo = values[0];
+  int32_t hi = values[0];
+  const size_t n = values.size();
+  const int32_t* src = values.data();
+  for (size_t i = 0; i < n; ++i) {
+    const int32_t v = src[i];
+    dst[i] = v;
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  return {lo, hi};
+}
 
 }  // namespace
 
@@ -323,7 +341,7 @@ Status CudaBackend::CaptureGraphs() {
     }
     batch.input_ids.assign(batch.position_ids.size(), id);
     batch.token_type_ids.assign(batch.position_ids.size(), 0);
-    Pack(batch, shape, host);
+    SLUICE_RETURN_IF_ERROR(Pack(batch, shape, host));
     SLUICE_CUDA_RETURN_IF_ERROR(
         cudaMemcpyAsync(inputs_, host, shape.layout.bytes, cudaMemcpyHostToDevice, stream));
     SLUICE_RETURN_IF_ERROR(EnqueueForward(shape, stream));
@@ -365,8 +383,12 @@ Status CudaBackend::CheckBatch(const Batch& batch) const {
                                          limits_.max_sequence_length));
     }
   }
+  return Status::Ok();
+}
+
+Status CudaBackend::CheckTokens(const Batch& batch) const {
   const int type_vocab = std::max(config_.type_vocab_size, 1);
-  for (size_t t = 0; t < tokens; ++t) {
+  for (size_t t = 0; t < batch.num_tokens(); ++t) {
     const int32_t id = batch.input_ids[t];
     const int32_t type = batch.token_type_ids[t];
     const int64_t position = int64_t{batch.position_ids[t]} + config_.position_offset;
@@ -407,7 +429,7 @@ CudaBackend::ForwardShape CudaBackend::ShapeFor(const Batch& batch,
   return MakeShape(padded, sequences, tiles);
 }
 
-void CudaBackend::Pack(const Batch& batch, const ForwardShape& shape, std::byte* host) const {
+Status CudaBackend::Pack(const Batch& batch, const ForwardShape& shape, std::byte* host) const {
   const InputLayout& layout = shape.layout;
   const size_t tokens = batch.num_tokens();
   const size_t sequences = batch.num_sequences();
@@ -422,11 +444,18 @@ void CudaBackend::Pack(const Batch& batch, const ForwardShape& shape, std::byte*
   auto* tiles = reinterpret_cast<int32_t*>(host + layout.tiles);
   auto* num_tiles = reinterpret_cast<int32_t*>(host + layout.num_tiles);
   auto* normalize = reinterpret_cast<uint8_t*>(host + layout.normalize);
-  std::memcpy(ids, batch.input_ids.data(), tokens * sizeof(int32_t));
+  // The token values' ranges come with the copies (one pass over each array); the token to name
+  // is looked for only when one is off.
+  const auto [id_lo, id_hi] = CopyMinMax(batch.input_ids, ids);
+  const auto [type_lo, type_hi] = CopyMinMax(batch.token_type_ids, types);
+  const auto [position_lo, position_hi] = CopyMinMax(batch.position_ids, positions);
+  if (id_lo < 0 || id_hi >= config_.vocab_size || type_lo < 0 ||
+      type_hi >= std::max(config_.type_vocab_size, 1) || position_lo < 0 ||
+      int64_t{position_hi} + config_.position_offset >= config_.max_position_embeddings) {
+    return CheckTokens(batch);
+  }
   std::fill_n(ids + tokens, pad_tokens, pad_id);
-  std::memcpy(types, batch.token_type_ids.data(), tokens * sizeof(int32_t));
   std::fill_n(types + tokens, pad_tokens, 0);
-  std::memcpy(positions, batch.position_ids.data(), tokens * sizeof(int32_t));
   std::fill_n(positions + tokens, pad_tokens, 0);
   // Padding tokens belong to no sequence; padding sequence slots are empty.
   std::memcpy(cu, batch.cu_seqlens.data(), (sequences + 1) * sizeof(int32_t));
@@ -442,6 +471,7 @@ void CudaBackend::Pack(const Batch& batch, const ForwardShape& shape, std::byte*
   *num_tiles = AppendAttentionTiles(batch.cu_seqlens.data(), n, tiles, half);
   std::memcpy(normalize, batch.normalize.data(), sequences);
   std::fill_n(normalize + sequences, static_cast<size_t>(shape.sequences) - sequences, 0);
+  return Status::Ok();
 }
 
 Status CudaBackend::Embed(const Batch& batch, std::vector<float>* out) {
@@ -479,7 +509,7 @@ Status CudaBackend::SubmitChecked(const Batch& batch, uint64_t* ticket) {
   const CudaGraphExec* graph = nullptr;
   const ForwardShape shape = ShapeFor(batch, &graph);
   auto* host = static_cast<std::byte*>(slot.host_in.data());
-  Pack(batch, shape, host);
+  SLUICE_RETURN_IF_ERROR(Pack(batch, shape, host));
 
   // Upload on the copy stream while the compute stream may still run the previous batch.
   const cudaStream_t copy = copy_stream_.get();
@@ -548,7 +578,7 @@ StatusOr<std::vector<OpTime>> CudaBackend::ProfileForward(const Batch& batch, in
   const CudaGraphExec* graph = nullptr;
   const ForwardShape shape = ShapeFor(batch, &graph);
   auto* host = static_cast<std::byte*>(slots_[0].host_in.data());
-  Pack(batch, shape, host);
+  SLUICE_RETURN_IF_ERROR(Pack(batch, shape, host));
   const cudaStream_t stream = stream_.get();
   SLUICE_CUDA_RETURN_IF_ERROR(
       cudaMemcpyAsync(inputs_, host, shape.layout.bytes, cudaMemcpyHostToDevice, stream));

@@ -136,13 +136,18 @@ class CudaBackend final : public Backend {
   CudaBackend(const EncoderConfig& config, Pooling pooling, const CudaBackendOptions& options)
       : config_(config), pooling_(pooling), options_(options) {}
 
+  // The batch's shape against itself and the limits; Pack checks the token values.
   Status CheckBatch(const Batch& batch) const;
+  // InvalidArgument naming the first token whose id, type or position is outside the model's
+  // tables, if one is.
+  Status CheckTokens(const Batch& batch) const;
   Status AllocateWorkspaces(const BatchLimits& limits);
   ForwardShape MakeShape(int tokens, int sequences, int max_tiles) const;
   // The padded shape `batch` runs with, and the graph to replay (nullptr: eager).
   ForwardShape ShapeFor(const Batch& batch, const CudaGraphExec** graph) const;
-  // Writes `batch` padded to `shape` into `host` at shape.layout.
-  void Pack(const Batch& batch, const ForwardShape& shape, std::byte* host) const;
+  // Writes `batch` padded to `shape` into `host` at shape.layout, checking its token values on
+  // the way (CheckTokens).
+  Status Pack(const Batch& batch, const ForwardShape& shape, std::byte* host) const;
   // Events recorded between ops when profiling, each labelled with the op it ends.
   struct OpMarks {
     std::vector<CudaEvent> events;

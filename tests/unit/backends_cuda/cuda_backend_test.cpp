@@ -565,6 +565,11 @@ TEST(CudaBackendEmbedTest, BadInputIsInvalidArgumentAndLeavesTheBackendHealthy) 
     const char* what;
     void (*mutate)(Batch&);
   };
+  // The message names the token.
+  Batch bad_id = good;
+  bad_id.input_ids[5] = 97;
+  const Status named = b.Embed(bad_id, &out);
+  EXPECT_NE(named.message().find("token 5: id 97"), std::string::npos) << named.ToString();
   const BadCase cases[] = {
       {"id past the vocabulary", [](Batch& x) { x.input_ids[2] = 97; }},
       {"negative id", [](Batch& x) { x.input_ids[0] = -1; }},
