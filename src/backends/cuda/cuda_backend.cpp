@@ -452,7 +452,7 @@ Status CudaBackend::Pack(const Batch& batch, const ForwardShape& shape, std::byt
   if (id_lo < 0 || id_hi >= config_.vocab_size || type_lo < 0 ||
       type_hi >= std::max(config_.type_vocab_size, 1) || position_lo < 0 ||
       int64_t{position_hi} + config_.position_offset >= config_.max_position_embeddings) {
-    return CheckTokens(batch);
+    SLUICE_RETURN_IF_ERROR(CheckTokens(batch));
   }
   std::fill_n(ids + tokens, pad_tokens, pad_id);
   std::fill_n(types + tokens, pad_tokens, 0);
