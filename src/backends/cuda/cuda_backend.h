@@ -49,8 +49,8 @@ struct CudaBackendOptions {
   bool out_bias_in_layernorm = true;
   // Leave the Q/K/V bias out of the fused projection's GEMM; attention applies it exactly.
   bool qkv_bias_in_attention = true;
-  // On Hopper GPUs, the warp-specialized attention kernel for head sizes 64 and 32 (else the
-  // portable mma.sync kernel).
+  // On Hopper GPUs, the warp-specialized attention kernel for head size 64, and 32 with an even
+  // number of heads (else the portable mma.sync kernel).
   bool hopper_attention = true;
   // fp8 GEMMs (needs fp16 `dtype` and an sm_89+ GPU): the QKV and feed-forward projections take
   // E4M3 weights (one scale per tensor) and E4M3 activations; attention, LayerNorms, the

@@ -420,8 +420,9 @@ int MaxAttentionTiles(int tokens, int sequences) {
 bool FusedAttentionUsesHopperKernel(const AttentionArgs& args) {
 #ifdef SLUICE_HAVE_SM90A
   int device = 0;
-  return args.hopper && (args.head_dim == 64 || args.head_dim == 32) && args.total_rows > 0 &&
-         cudaGetDevice(&device) == cudaSuccess && FusedAttentionSm90Runs(device);
+  return args.hopper && FusedAttentionSm90Takes(args.head_dim, args.num_heads) &&
+         args.total_rows > 0 && cudaGetDevice(&device) == cudaSuccess &&
+         FusedAttentionSm90Runs(device);
 #else
   static_cast<void>(args);
   return false;

@@ -43,8 +43,9 @@ struct AttentionArgs {
   int max_tiles = 0;
   // Rows of `qkv` (at least the batch's tokens); 0: not known (the Hopper kernel needs it).
   int total_rows = 0;
-  // On a compute capability 9.0 GPU, head size 64 or 32 with total_rows known: the warp-specialized
-  // Hopper kernel (attention_sm90.cuh). False: the portable mma.sync kernel everywhere.
+  // On a compute capability 9.0 GPU, head size 64 (or 32, an even number of heads) with
+  // total_rows known: the warp-specialized Hopper kernel (attention_sm90.cuh). False: the
+  // portable mma.sync kernel everywhere.
   bool hopper = true;
 };
 

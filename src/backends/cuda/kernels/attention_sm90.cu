@@ -1,10 +1,11 @@
 // Hopper attention for head sizes 64 and 32, warp-specialized: one warpgroup loads Q and 128-key
 // K/V tiles by TMA into a ring of shared-memory slots behind mbarriers; two warpgroups of 64 query
 // rows each multiply on wgmma (S = Q K^T with Q from registers, O += P V with P from the
-// registers S was computed in) and issue the next tile's S before this tile's softmax,
-// so the tensor cores multiply while the other units exponentiate. No block-wide barrier
-// inside the loop. Compiled for sm_90a only (wgmma and setmaxnreg are not part of the portable
-// sm_90 target).
+// registers S was computed in). For head size 64 they issue the next tile's S before this tile's
+// softmax, so the tensor cores multiply while the other units exponentiate; for head size 32 a
+// work item holds two heads, whose softmax chains hide each other's latency instead. No
+// block-wide barrier inside the loop. Compiled for sm_90a only (wgmma and setmaxnreg are not part
+// of the portable sm_90 target).
 #include <cuda.h>
 #include <cudaTypedefs.h>
 
@@ -36,19 +37,25 @@ constexpr int kQSlots = 2;                    // the next item's Q loads while t
 
 // Shapes of a head size D (64 or 32): one swizzled row per token, 128 bytes (128-byte swizzle:
 // 16-byte chunk c of row r at chunk c ^ (r % 8)) or 64 bytes (64-byte swizzle: chunk c of row r
-// at c ^ (r / 2 % 4)).
+// at c ^ (r / 2 % 4)). Every head of a work item has its own Q, K and V tiles.
 template <int D>
 struct Geometry {
   static_assert(D == 64 || D == 32, "head size 64 or 32");
+  // Heads per work item. Head size 32 with one head per item (the next tile's S in flight
+  // instead) against two, H100, same run, MiniLM-L6 attention: 256 x 512 3.42 / 3.37 ms against
+  // 2.91 / 2.92, 256 x 256 1.14 / 1.14 against 0.99 / 1.00, 256 x 128 0.45 / 0.43 against
+  // 0.41 / 0.42.
+  static constexpr int kHeads = D == 32 ? 2 : 1;
   static constexpr int kRowBytes = D * 2;
-  static constexpr uint32_t kQBytes = kBlockM * kRowBytes;
-  static constexpr uint32_t kKvBytes = kBlockN * kRowBytes;
+  static constexpr uint32_t kQBytes = kBlockM * kRowBytes;   // one head's
+  static constexpr uint32_t kKvBytes = kBlockN * kRowBytes;  // one head's K or V
   // Per Q slot, what the consumers need of its work item: where it is (ItemInfo), then the
-  // head's Q and V biases.
-  static constexpr uint32_t kInfoBytes = 32 + 2 * D * 2;
+  // heads' Q biases and V biases.
+  static constexpr uint32_t kInfoBytes = 32 + 2 * kHeads * D * 2;
   // The Q slots, the K slots, the V slots, the barriers (each Q slot's full and empty; each K/V
   // slot's full and empty), the infos; 1 KB spare to align the base for the swizzle.
-  static constexpr size_t kSmemBytes = kQSlots * (kQBytes + kInfoBytes) + 2 * kStages * kKvBytes +
+  static constexpr size_t kSmemBytes = kQSlots * (kHeads * kQBytes + kInfoBytes) +
+                                       2 * kStages * kHeads * kKvBytes +
                                        8 * (2 * kQSlots + 2 * kStages) + 1024;
   // wgmma descriptor: swizzle mode (1: 128-byte, 2: 64-byte) and bytes between groups of 8 rows.
   static constexpr uint64_t kSwizzleMode = D == 64 ? 1 : 2;
@@ -207,9 +214,9 @@ __device__ __forceinline__ void IssueScores(float (&s)[64], const uint32_t (&q)[
 
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
-// One (query tile, head) pair of the work: item w is query tile w / num_heads (of the work list,
-// or of the sequence-major grid of tiles) for head w % num_heads. False for a tile past its
-// sequence's end.
+// One (query tile, head group) pair of the work: item w is query tile w / groups (of the work
+// list, or of the sequence-major grid of tiles) for heads (w % groups) * heads_per_item onwards.
+// False for a tile past its sequence's end.
 struct WorkItem {
   int head = 0;
   int begin = 0;
@@ -219,9 +226,10 @@ struct WorkItem {
 };
 
 __device__ __forceinline__ bool DecodeItem(const AttentionArgs& args, int w, int qtiles,
-                                           WorkItem* item) {
-  const int tile = w / args.num_heads;
-  item->head = w - tile * args.num_heads;
+                                           int heads_per_item, WorkItem* item) {
+  const int groups = args.num_heads / heads_per_item;
+  const int tile = w / groups;
+  item->head = (w - tile * groups) * heads_per_item;
   int seq = 0;
   int q0 = 0;
   bool half = false;
@@ -247,7 +255,7 @@ struct ItemInfo {
   int len;
   int q0;
   int q_end;
-  int head;
+  int head;  // the first of the item's heads
   int valid;
 };
 
@@ -260,22 +268,23 @@ __global__ void __launch_bounds__(kThreads, 1)
                         float scale_log2) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using G = Geometry<D>;
+  constexpr int H = G::kHeads;
   constexpr int kRowBytes = G::kRowBytes;
   constexpr uint32_t kQBytes = G::kQBytes;
   constexpr uint32_t kKvBytes = G::kKvBytes;
   constexpr uint32_t kInfoBytes = G::kInfoBytes;
   extern __shared__ __align__(128) unsigned char smem_raw[];
   const int qtiles = (args.max_seqlen + kBlockM - 1) / kBlockM;
-  const int total =
-      (args.tiles != nullptr ? *args.num_tiles : args.num_sequences * qtiles) * args.num_heads;
+  const int total = (args.tiles != nullptr ? *args.num_tiles : args.num_sequences * qtiles) *
+                    (args.num_heads / H);
   const int hidden = args.num_heads * D;
 
   const uint32_t raw = SharedAddress(smem_raw);
   const uint32_t base = (raw + 1023u) & ~1023u;
-  const uint32_t q_slots = base;
-  const uint32_t k_slots = q_slots + kQSlots * kQBytes;
-  const uint32_t v_slots = k_slots + kStages * kKvBytes;
-  const uint32_t q_full = v_slots + kStages * kKvBytes;  // kQSlots barriers each
+  const uint32_t q_slots = base;                             // [slot][head of the item]
+  const uint32_t k_slots = q_slots + kQSlots * H * kQBytes;  // [ring slot][head of the item]
+  const uint32_t v_slots = k_slots + kStages * H * kKvBytes;
+  const uint32_t q_full = v_slots + kStages * H * kKvBytes;  // kQSlots barriers each
   const uint32_t q_empty = q_full + 8 * kQSlots;
   const uint32_t full = q_empty + 8 * kQSlots;  // kStages barriers: slot loaded
   const uint32_t empty = full + 8 * kStages;    // kStages barriers: slot free again
@@ -302,21 +311,25 @@ __global__ void __launch_bounds__(kThreads, 1)
       int loaded = 0;  // K/V tiles issued so far, over all items
       for (int w = blockIdx.x; w < total; w += gridDim.x) {
         WorkItem item;
-        if (!DecodeItem(args, w, qtiles, &item)) continue;
+        if (!DecodeItem(args, w, qtiles, H, &item)) continue;
         const int qs = items % kQSlots;
         if (items >= kQSlots) BarrierWait(q_empty + 8 * qs, ((items / kQSlots) + 1) & 1);
-        BarrierExpect(q_full + 8 * qs, kQBytes);
-        TmaLoad(q_slots + qs * kQBytes, &qkv_map, item.head * D, item.begin + item.q0,
-                q_full + 8 * qs);
+        BarrierExpect(q_full + 8 * qs, H * kQBytes);
+        for (int h = 0; h < H; ++h) {
+          TmaLoad(q_slots + (qs * H + h) * kQBytes, &qkv_map, (item.head + h) * D,
+                  item.begin + item.q0, q_full + 8 * qs);
+        }
         const int num_kv = (item.len + kBlockN - 1) / kBlockN;
         for (int j = 0; j < num_kv; ++j, ++loaded) {
           const int s = loaded % kStages;
           if (loaded >= kStages) BarrierWait(empty + 8 * s, ((loaded / kStages) + 1) & 1);
-          BarrierExpect(full + 8 * s, 2 * kKvBytes);
-          TmaLoad(k_slots + s * kKvBytes, &qkv_map, hidden + item.head * D,
-                  item.begin + j * kBlockN, full + 8 * s);
-          TmaLoad(v_slots + s * kKvBytes, &qkv_map, 2 * hidden + item.head * D,
-                  item.begin + j * kBlockN, full + 8 * s);
+          BarrierExpect(full + 8 * s, 2 * H * kKvBytes);
+          for (int h = 0; h < H; ++h) {
+            TmaLoad(k_slots + (s * H + h) * kKvBytes, &qkv_map, hidden + (item.head + h) * D,
+                    item.begin + j * kBlockN, full + 8 * s);
+            TmaLoad(v_slots + (s * H + h) * kKvBytes, &qkv_map, 2 * hidden + (item.head + h) * D,
+                    item.begin + j * kBlockN, full + 8 * s);
+          }
         }
         ++items;
       }
@@ -333,7 +346,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int w = blockIdx.x;; w += gridDim.x) {
         WorkItem item;
         const bool done = w >= total;
-        if (!done && !DecodeItem(args, w, qtiles, &item)) continue;
+        if (!done && !DecodeItem(args, w, qtiles, H, &item)) continue;
         const int qs = items % kQSlots;
         if (items >= kQSlots) BarrierWait(q_empty + 8 * qs, ((items / kQSlots) + 1) & 1);
         unsigned char* slot = infos + qs * kInfoBytes;
@@ -342,10 +355,11 @@ __global__ void __launch_bounds__(kThreads, 1)
           if (!done) info = {item.begin, item.len, item.q0, item.q_end, item.head, 1};
           *reinterpret_cast<ItemInfo*>(slot) = info;
         }
-        if (!done && bias != nullptr && lane < D / 2) {
-          auto* pairs = reinterpret_cast<uint32_t*>(slot + 32);  // Q's D / 2 pairs, then V's
+        if (!done && bias != nullptr && lane < H * D / 2) {
+          // The item's heads are adjacent: their Q biases are H * D / 2 pairs, then V's.
+          auto* pairs = reinterpret_cast<uint32_t*>(slot + 32);
           pairs[lane] = bias[(item.head * D) / 2 + lane];
-          pairs[D / 2 + lane] = bias[(2 * hidden + item.head * D) / 2 + lane];
+          pairs[H * D / 2 + lane] = bias[(2 * hidden + item.head * D) / 2 + lane];
         }
         __syncwarp();
         if (lane == 0) BarrierArrive(q_full + 8 * qs);
@@ -391,154 +405,216 @@ __global__ void __launch_bounds__(kThreads, 1)
       if (G::kTurnMaxTiles > 0 && wg == 0) asm volatile("bar.sync 1, 256;\n" ::: "memory");
       break;
     }
-    const int head = item.head;
     const int len = item.len;
     const int num_kv = (len + kBlockN - 1) / kBlockN;
     turns = num_kv <= G::kTurnMaxTiles;
     const auto* bias_pairs = reinterpret_cast<const uint32_t*>(slot + 32);
 
-    // This warp's 16 query rows as wgmma A fragments (the m16k16 layout of mma.sync), with
-    // the Q bias added; K's adds the same q . b_k to every score of a row, which softmax
-    // cancels. The V bias this thread adds to its output columns. Then the slot goes back.
-    uint32_t q[D / 16][4];
-    uint32_t v_bias[D / 8];
+    // This warp's 16 query rows of each head as wgmma A fragments (the m16k16 layout of
+    // mma.sync), with the Q bias added; K's adds the same q . b_k to every score of a row, which
+    // softmax cancels. The V bias this thread adds to its output columns. Then the slot goes back.
+    uint32_t q[H][D / 16][4];
+    uint32_t v_bias[H][D / 8];
     {
       const int row = wg * 64 + warp * 16 + (lane & 15);
-      const uint32_t q_row = q_slots + qs * kQBytes + row * kRowBytes;
 #pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const int chunk = 2 * kk + (lane >> 4);
-        LdMatrixX4(q[kk], q_row + (G::Chunk(row, chunk) << 4));
-        if (has_bias) {
-          // Registers 0/1 hold columns 16 kk + 2t (+1), registers 2/3 the same plus 8.
+      for (int h = 0; h < H; ++h) {
+        const uint32_t q_row = q_slots + (qs * H + h) * kQBytes + row * kRowBytes;
 #pragma unroll
-          for (int r = 0; r < 4; ++r) {
-            const uint32_t b = bias_pairs[(kk * 16 + (r >> 1) * 8 + 2 * t) / 2];
-            const T* pair = reinterpret_cast<const T*>(&b);
-            q[kk][r] = AddPair<T>(q[kk][r], pair[0], pair[1]);
+        for (int kk = 0; kk < D / 16; ++kk) {
+          const int chunk = 2 * kk + (lane >> 4);
+          LdMatrixX4(q[h][kk], q_row + (G::Chunk(row, chunk) << 4));
+          if (has_bias) {
+            // Registers 0/1 hold columns 16 kk + 2t (+1), registers 2/3 the same plus 8.
+#pragma unroll
+            for (int r = 0; r < 4; ++r) {
+              const uint32_t b = bias_pairs[(h * D + kk * 16 + (r >> 1) * 8 + 2 * t) / 2];
+              const T* pair = reinterpret_cast<const T*>(&b);
+              q[h][kk][r] = AddPair<T>(q[h][kk][r], pair[0], pair[1]);
+            }
           }
         }
-      }
 #pragma unroll
-      for (int n = 0; n < D / 8; ++n) {
-        v_bias[n] = has_bias ? bias_pairs[D / 2 + (n * 8 + 2 * t) / 2] : 0u;
+        for (int n = 0; n < D / 8; ++n) {
+          v_bias[h][n] = has_bias ? bias_pairs[(H * D + h * D + n * 8 + 2 * t) / 2] : 0u;
+        }
       }
     }
     BarrierArrive(q_empty + 8 * qs);
 
-    float o[D / 2];
-    float s[64];
-    float row_max[2] = {-INFINITY, -INFINITY};
-    float row_sum[2] = {0.0f, 0.0f};  // this thread's columns only; summed over the quad later
+    float o[H][D / 2];
+    float s[H][64];
+    float row_max[H][2];
+    float row_sum[H][2];  // this thread's columns only; summed over the quad later
 #pragma unroll
-    for (int i = 0; i < D / 2; ++i) o[i] = 0.0f;
-    {
-      const int s0 = used % kStages;
-      take_turn();
-      BarrierWait(full + 8 * s0, (used / kStages) & 1);
-      IssueScores<T, D>(s, q, k_slots + s0 * kKvBytes);
-      pass_turn();
-      WgmmaWait();
-      FenceRegisters(s);
+    for (int h = 0; h < H; ++h) {
+      row_max[h][0] = row_max[h][1] = -INFINITY;
+      row_sum[h][0] = row_sum[h][1] = 0.0f;
+#pragma unroll
+      for (int i = 0; i < D / 2; ++i) o[h][i] = 0.0f;
     }
-
-    for (int j = 0; j < num_kv; ++j, ++used) {
-      const int slot = used % kStages;
-      const bool more = j + 1 < num_kv;
-      float next[64];
-      if (more) {
-        const int ns = (used + 1) % kStages;
-        take_turn();
-        BarrierWait(full + 8 * ns, ((used + 1) / kStages) & 1);
-        IssueScores<T, D>(next, q, k_slots + ns * kKvBytes);
-        pass_turn();
-      }
-
+    // Key tile j's scores of every head: online softmax in base 2 (the scale folded into one FMA
+    // per score), the output so far rescaled, then P, the A fragments of O += P V (the score
+    // accumulators of two adjacent 8-key blocks are one fragment). The heads' steps alternate,
+    // so that one head's instructions fill the other's latencies.
+    auto softmax = [&](int j, uint32_t(&p)[H][kBlockN / 16][4]) {
       const int k0 = j * kBlockN;
       if (k0 + kBlockN > len) {
 #pragma unroll
         for (int n = 0; n < kBlockN / 8; ++n) {
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
-            if (k0 + n * 8 + 2 * t + (e & 1) >= len) s[4 * n + e] = -INFINITY;
+            if (k0 + n * 8 + 2 * t + (e & 1) >= len) {
+#pragma unroll
+              for (int h = 0; h < H; ++h) s[h][4 * n + e] = -INFINITY;
+            }
           }
         }
       }
-      // Online softmax in base 2, the scale folded into one FMA per score.
-      float tile_max[2] = {-INFINITY, -INFINITY};
+      float tile_max[H][2];
+#pragma unroll
+      for (int h = 0; h < H; ++h) tile_max[h][0] = tile_max[h][1] = -INFINITY;
 #pragma unroll
       for (int n = 0; n < kBlockN / 8; ++n) {
-        tile_max[0] = fmaxf(tile_max[0], fmaxf(s[4 * n], s[4 * n + 1]));
-        tile_max[1] = fmaxf(tile_max[1], fmaxf(s[4 * n + 2], s[4 * n + 3]));
-      }
-      float alpha[2];
-      float neg_max[2];
 #pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        alpha[r] = FoldRowMax(tile_max[r], scale_log2, row_max[r]);
-        neg_max[r] = -row_max[r];
+        for (int h = 0; h < H; ++h) {
+          tile_max[h][0] = fmaxf(tile_max[h][0], fmaxf(s[h][4 * n], s[h][4 * n + 1]));
+          tile_max[h][1] = fmaxf(tile_max[h][1], fmaxf(s[h][4 * n + 2], s[h][4 * n + 3]));
+        }
       }
-      float tile_sum[2] = {0.0f, 0.0f};
+      float alpha[H][2];
+      float neg_max[H][2];
+      float tile_sum[H][2];
+#pragma unroll
+      for (int h = 0; h < H; ++h) {
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          alpha[h][r] = FoldRowMax(tile_max[h][r], scale_log2, row_max[h][r]);
+          neg_max[h][r] = -row_max[h][r];
+          tile_sum[h][r] = 0.0f;
+        }
+      }
 #pragma unroll
       for (int i = 0; i < 64; ++i) {
-        s[i] = Exp2(fmaf(s[i], scale_log2, neg_max[(i >> 1) & 1]));
-        tile_sum[(i >> 1) & 1] += s[i];
+#pragma unroll
+        for (int h = 0; h < H; ++h) {
+          s[h][i] = Exp2(fmaf(s[h][i], scale_log2, neg_max[h][(i >> 1) & 1]));
+          tile_sum[h][(i >> 1) & 1] += s[h][i];
+        }
       }
 #pragma unroll
-      for (int r = 0; r < 2; ++r) row_sum[r] = row_sum[r] * alpha[r] + tile_sum[r];
+      for (int h = 0; h < H; ++h) {
 #pragma unroll
-      for (int i = 0; i < D / 2; ++i) o[i] *= alpha[(i >> 1) & 1];
-
-      // O += P V: the score accumulators of two adjacent 8-key blocks are one A fragment; V is
-      // [key][d], the MN-major B operand, 16 keys (2 KB) per k16 step.
-      uint32_t p[kBlockN / 16][4];
+        for (int r = 0; r < 2; ++r) row_sum[h][r] = row_sum[h][r] * alpha[h][r] + tile_sum[h][r];
 #pragma unroll
-      for (int kk = 0; kk < kBlockN / 16; ++kk) {
-        p[kk][0] = Pack<T>(s[8 * kk], s[8 * kk + 1]);
-        p[kk][1] = Pack<T>(s[8 * kk + 2], s[8 * kk + 3]);
-        p[kk][2] = Pack<T>(s[8 * kk + 4], s[8 * kk + 5]);
-        p[kk][3] = Pack<T>(s[8 * kk + 6], s[8 * kk + 7]);
+        for (int i = 0; i < D / 2; ++i) o[h][i] *= alpha[h][(i >> 1) & 1];
+#pragma unroll
+        for (int kk = 0; kk < kBlockN / 16; ++kk) {
+          p[h][kk][0] = Pack<T>(s[h][8 * kk], s[h][8 * kk + 1]);
+          p[h][kk][1] = Pack<T>(s[h][8 * kk + 2], s[h][8 * kk + 3]);
+          p[h][kk][2] = Pack<T>(s[h][8 * kk + 4], s[h][8 * kk + 5]);
+          p[h][kk][3] = Pack<T>(s[h][8 * kk + 6], s[h][8 * kk + 7]);
+        }
       }
-      const uint32_t vt = v_slots + slot * kKvBytes;
-      FenceRegisters(o);
-      take_turn();
+    };
+    // O += P V for every head, V of ring slot `slot` ([key][d], the MN-major B operand, 16 keys
+    // per k16 step).
+    auto issue_output = [&](int slot, const uint32_t(&p)[H][kBlockN / 16][4]) {
+#pragma unroll
+      for (int h = 0; h < H; ++h) FenceRegisters(o[h]);
       WgmmaFence();
 #pragma unroll
-      for (int kk = 0; kk < kBlockN / 16; ++kk) {
-        WgmmaOutput<T>(o, p[kk], Descriptor<D>(vt + kk * 16 * kRowBytes, kKvBytes));
+      for (int h = 0; h < H; ++h) {
+        const uint32_t vt = v_slots + (slot * H + h) * kKvBytes;
+#pragma unroll
+        for (int kk = 0; kk < kBlockN / 16; ++kk) {
+          WgmmaOutput<T>(o[h], p[h][kk], Descriptor<D>(vt + kk * 16 * kRowBytes, kKvBytes));
+        }
       }
       WgmmaCommit();
-      pass_turn();
-      WgmmaWait();  // this tile's P V and the next tile's S
-      FenceRegisters(o);
-      if (leader) BarrierArrive(empty + 8 * slot);
-      if (more) {
-        FenceRegisters(next);
+    };
+
+    if constexpr (H == 1) {
+      // The next tile's S is issued before this tile's softmax.
+      {
+        const int s0 = used % kStages;
+        take_turn();
+        BarrierWait(full + 8 * s0, (used / kStages) & 1);
+        IssueScores<T, D>(s[0], q[0], k_slots + s0 * kKvBytes);
+        pass_turn();
+        WgmmaWait();
+        FenceRegisters(s[0]);
+      }
+      for (int j = 0; j < num_kv; ++j, ++used) {
+        const int slot = used % kStages;
+        const bool more = j + 1 < num_kv;
+        float next[64];
+        if (more) {
+          const int ns = (used + 1) % kStages;
+          take_turn();
+          BarrierWait(full + 8 * ns, ((used + 1) / kStages) & 1);
+          IssueScores<T, D>(next, q[0], k_slots + ns * kKvBytes);
+          pass_turn();
+        }
+        uint32_t p[H][kBlockN / 16][4];
+        softmax(j, p);
+        take_turn();
+        issue_output(slot, p);
+        pass_turn();
+        WgmmaWait();  // this tile's P V and the next tile's S
+        FenceRegisters(o[0]);
+        if (leader) BarrierArrive(empty + 8 * slot);
+        if (more) {
+          FenceRegisters(next);
 #pragma unroll
-        for (int i = 0; i < 64; ++i) s[i] = next[i];
+          for (int i = 0; i < 64; ++i) s[0][i] = next[i];
+        }
+      }
+    } else {
+      // Every head's S of a tile, then every head's P V; the heads' softmax chains interleave.
+      for (int j = 0; j < num_kv; ++j, ++used) {
+        const int slot = used % kStages;
+        BarrierWait(full + 8 * slot, (used / kStages) & 1);
+#pragma unroll
+        for (int h = 0; h < H; ++h) {
+          IssueScores<T, D>(s[h], q[h], k_slots + (slot * H + h) * kKvBytes);
+        }
+        WgmmaWait();
+#pragma unroll
+        for (int h = 0; h < H; ++h) FenceRegisters(s[h]);
+        uint32_t p[H][kBlockN / 16][4];
+        softmax(j, p);
+        issue_output(slot, p);
+        WgmmaWait();
+#pragma unroll
+        for (int h = 0; h < H; ++h) FenceRegisters(o[h]);
+        if (leader) BarrierArrive(empty + 8 * slot);
       }
     }
 
-    T* out = static_cast<T*>(args.out) + head * D + 2 * t;
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float sum = row_sum[r];
-      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-      const int row = item.q0 + r0 + 8 * r;
-      if (row >= item.q_end) continue;
-      const float inv = 1.0f / sum;
-      T* dst = out + static_cast<size_t>(item.begin + row) * hidden;
+    for (int h = 0; h < H; ++h) {
+      T* out = static_cast<T*>(args.out) + (item.head + h) * D + 2 * t;
 #pragma unroll
-      for (int n = 0; n < D / 8; ++n) {
-        float b0 = 0.0f, b1 = 0.0f;
-        if (has_bias) {
-          const T* pair = reinterpret_cast<const T*>(&v_bias[n]);
-          b0 = ToFloat(pair[0]);
-          b1 = ToFloat(pair[1]);
+      for (int r = 0; r < 2; ++r) {
+        float sum = row_sum[h][r];
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        const int row = item.q0 + r0 + 8 * r;
+        if (row >= item.q_end) continue;
+        const float inv = 1.0f / sum;
+        T* dst = out + static_cast<size_t>(item.begin + row) * hidden;
+#pragma unroll
+        for (int n = 0; n < D / 8; ++n) {
+          float b0 = 0.0f, b1 = 0.0f;
+          if (has_bias) {
+            const T* pair = reinterpret_cast<const T*>(&v_bias[h][n]);
+            b0 = ToFloat(pair[0]);
+            b1 = ToFloat(pair[1]);
+          }
+          *reinterpret_cast<uint32_t*>(dst + n * 8) =
+              Pack<T>(fmaf(o[h][4 * n + 2 * r], inv, b0), fmaf(o[h][4 * n + 2 * r + 1], inv, b1));
         }
-        *reinterpret_cast<uint32_t*>(dst + n * 8) =
-            Pack<T>(fmaf(o[4 * n + 2 * r], inv, b0), fmaf(o[4 * n + 2 * r + 1], inv, b1));
       }
     }
   }
@@ -594,8 +670,8 @@ Status Launch(const AttentionArgs& args, cudaStream_t stream) {
   SLUICE_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
       kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmemBytes)));
   const int64_t qtiles = (args.max_seqlen + kBlockM - 1) / kBlockM;
-  const int64_t items =
-      (args.tiles != nullptr ? args.max_tiles : args.num_sequences * qtiles) * args.num_heads;
+  const int64_t items = (args.tiles != nullptr ? args.max_tiles : args.num_sequences * qtiles) *
+                        (args.num_heads / Geometry<D>::kHeads);
   int device = 0;
   int sms = 0;
   SLUICE_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
@@ -607,6 +683,10 @@ Status Launch(const AttentionArgs& args, cudaStream_t stream) {
 }
 
 }  // namespace
+
+bool FusedAttentionSm90Takes(int head_dim, int num_heads) {
+  return head_dim == 64 || (head_dim == 32 && num_heads % 2 == 0);
+}
 
 bool FusedAttentionSm90Runs(int device) {
   int major = 0;
@@ -620,9 +700,11 @@ bool FusedAttentionSm90Runs(int device) {
 }
 
 Status FusedAttentionSm90(const AttentionArgs& args, cudaStream_t stream) {
-  if (args.head_dim != 64 && args.head_dim != 32) {
-    return InvalidArgument("the Hopper attention kernel takes head sizes 64 and 32, not " +
-                           std::to_string(args.head_dim));
+  if (!FusedAttentionSm90Takes(args.head_dim, args.num_heads)) {
+    return InvalidArgument(
+        "the Hopper attention kernel takes head size 64, or 32 with an even "
+        "number of heads, not " +
+        std::to_string(args.num_heads) + " heads of " + std::to_string(args.head_dim));
   }
   if (args.total_rows <= 0 || reinterpret_cast<uintptr_t>(args.qkv) % 16 != 0) {
     return InvalidArgument(
