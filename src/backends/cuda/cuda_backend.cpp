@@ -39,6 +39,22 @@ GemmEpilogue FfnEpilogue(Activation activation) {
 
 size_t Align16(size_t bytes) { return (bytes + 15) / 16 * 16; }
 
+// Token types a model takes: those of its table, or type 0 alone when it has none.
+int TypeVocab(const EncoderConfig& config) { return std::max(config.type_vocab_size, 1); }
+
+// Whether a token's id, token type and position index the model's tables; each range is one
+// interval, so a batch's smallest and largest value stand for all of them.
+bool IdInTable(const EncoderConfig& config, int32_t id) {
+  return id >= 0 && id < config.vocab_size;
+}
+bool TypeInTable(const EncoderConfig& config, int32_t type) {
+  return type >= 0 && type < TypeVocab(config);
+}
+bool PositionInTable(const EncoderConfig& config, int32_t position) {
+  return position >= 0 &&
+         int64_t{position} + config.position_offset < config.max_position_embeddings;
+}
+
 // Copies `values` to `dst` and returns the smallest and largest of them ({0, 0} for none), in
 // one loop the compiler vectorizes.
 std::pair<int32_t, int32_t> CopyMinMax(const std::vector<int32_t>& values, int32_t* dst) {
@@ -387,20 +403,18 @@ Status CudaBackend::CheckBatch(const Batch& batch) const {
 }
 
 Status CudaBackend::CheckTokens(const Batch& batch) const {
-  const int type_vocab = std::max(config_.type_vocab_size, 1);
   for (size_t t = 0; t < batch.num_tokens(); ++t) {
     const int32_t id = batch.input_ids[t];
     const int32_t type = batch.token_type_ids[t];
-    const int64_t position = int64_t{batch.position_ids[t]} + config_.position_offset;
-    if (id < 0 || id >= config_.vocab_size) {
+    if (!IdInTable(config_, id)) {
       return InvalidArgument(
           fmt::format("token {}: id {} outside the vocabulary of {}", t, id, config_.vocab_size));
     }
-    if (type < 0 || type >= type_vocab) {
+    if (!TypeInTable(config_, type)) {
       return InvalidArgument(
-          fmt::format("token {}: token type {} outside 0..{}", t, type, type_vocab - 1));
+          fmt::format("token {}: token type {} outside 0..{}", t, type, TypeVocab(config_) - 1));
     }
-    if (batch.position_ids[t] < 0 || position >= config_.max_position_embeddings) {
+    if (!PositionInTable(config_, batch.position_ids[t])) {
       return InvalidArgument(fmt::format("token {}: position {} outside the model's {}", t,
                                          batch.position_ids[t], config_.max_position_embeddings));
     }
@@ -449,9 +463,9 @@ Status CudaBackend::Pack(const Batch& batch, const ForwardShape& shape, std::byt
   const auto [id_lo, id_hi] = CopyMinMax(batch.input_ids, ids);
   const auto [type_lo, type_hi] = CopyMinMax(batch.token_type_ids, types);
   const auto [position_lo, position_hi] = CopyMinMax(batch.position_ids, positions);
-  if (id_lo < 0 || id_hi >= config_.vocab_size || type_lo < 0 ||
-      type_hi >= std::max(config_.type_vocab_size, 1) || position_lo < 0 ||
-      int64_t{position_hi} + config_.position_offset >= config_.max_position_embeddings) {
+  if (!IdInTable(config_, id_lo) || !IdInTable(config_, id_hi) || !TypeInTable(config_, type_lo) ||
+      !TypeInTable(config_, type_hi) || !PositionInTable(config_, position_lo) ||
+      !PositionInTable(config_, position_hi)) {
     SLUICE_RETURN_IF_ERROR(CheckTokens(batch));
   }
   std::fill_n(ids + tokens, pad_tokens, pad_id);
