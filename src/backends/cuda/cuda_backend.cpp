@@ -236,9 +236,11 @@ Status CudaBackend::AllocateWorkspaces(const BatchLimits& limits) {
   const size_t sequences = limits.max_batch_requests;
   const size_t h = static_cast<size_t>(config_.hidden_size);
   const size_t wide = std::max<size_t>(3 * h, static_cast<size_t>(config_.intermediate_size));
-  const InputLayout inputs(tokens, sequences,
-                           static_cast<size_t>(MaxAttentionTiles(static_cast<int>(tokens),
-                                                                 static_cast<int>(sequences))));
+  // Room for the longest work list, of 64-row tiles.
+  const InputLayout inputs(
+      tokens, sequences,
+      static_cast<size_t>(MaxAttentionTiles(static_cast<int>(tokens), static_cast<int>(sequences),
+                                            /*short_tiles=*/true)));
   const size_t activation_bytes = tokens * h * 2;
   const size_t pooled_bytes = sequences * h * sizeof(float);
   size_t total = 0;
@@ -284,7 +286,8 @@ Status CudaBackend::AllocateWorkspaces(const BatchLimits& limits) {
     const int bucket = std::min(t, graph_max);
     const int seqs = std::min(bucket, static_cast<int>(sequences));
     Bucket b;
-    b.shape = MakeShape(bucket, seqs, MaxAttentionTiles(bucket, seqs));
+    b.shape =
+        MakeShape(bucket, seqs, MaxAttentionTiles(bucket, seqs, ShortAttentionPass(bucket, seqs)));
     buckets_.push_back(std::move(b));
     if (bucket >= graph_max) break;
     // 64, 96, 128, 192, 256, ...: the step after a power of two is x1.5, then x4/3.
@@ -433,14 +436,26 @@ CudaBackend::ForwardShape CudaBackend::ShapeFor(const Batch& batch,
     }
   }
   *graph = nullptr;
-  int tiles = 0;
-  for (int s = 0; s < sequences; ++s) {
-    const int len = batch.cu_seqlens[s + 1] - batch.cu_seqlens[s];
-    tiles += (len + kAttentionQueryTile - 1) / kAttentionQueryTile;
-  }
   const int padded = std::min((tokens + kEagerTokenStep - 1) / kEagerTokenStep * kEagerTokenStep,
                               static_cast<int>(limits_.max_batch_tokens));
-  return MakeShape(padded, sequences, tiles);
+  // Room for the tilings Pack may choose (a packed list is never longer than a half one).
+  const AttentionTiling widest =
+      ShortAttentionPass(padded, sequences) ? AttentionTiling::kHalf : AttentionTiling::kFull;
+  return MakeShape(padded, sequences,
+                   CountAttentionTiles(batch.cu_seqlens.data(), sequences, widest));
+}
+
+bool CudaBackend::HopperAttentionPass(int tokens, int sequences) const {
+  return options_.hopper_attention && tokens >= kHopperAttentionMinMeanTokens * sequences;
+}
+
+bool CudaBackend::ShortAttentionPass(int tokens, int sequences) const {
+  return config_.head_dim() <= 64 && !HopperAttentionPass(tokens, sequences);
+}
+
+bool CudaBackend::ShortAttentionKernel(const ForwardShape& shape) const {
+  return ShortAttentionPass(shape.tokens, shape.sequences) &&
+         shape.tokens / (kAttentionQueryTile / 2) * config_.num_heads >= sm_count_;
 }
 
 Status CudaBackend::Pack(const Batch& batch, const ForwardShape& shape, std::byte* host) const {
@@ -477,12 +492,18 @@ Status CudaBackend::Pack(const Batch& batch, const ForwardShape& shape, std::byt
               static_cast<int32_t>(tokens));
   // Half (64-row) attention tiles when full ones would not fill the GPU once: twice the blocks,
   // each done sooner. The kernel covers a half tile with one m-tile per warp (head sizes <= 64).
+  // Otherwise, in passes of short sequences, packed tiles (the shape has room for either).
   const int n = static_cast<int>(sequences);
+  const int32_t* cu_in = batch.cu_seqlens.data();
+  const bool short_pass = ShortAttentionPass(shape.tokens, shape.sequences);
   const bool half =
       config_.head_dim() <= 64 &&
-      CountAttentionTiles(batch.cu_seqlens.data(), n, false) * config_.num_heads < sm_count_ &&
-      CountAttentionTiles(batch.cu_seqlens.data(), n, true) <= shape.max_tiles;
-  *num_tiles = AppendAttentionTiles(batch.cu_seqlens.data(), n, tiles, half);
+      CountAttentionTiles(cu_in, n, AttentionTiling::kFull) * config_.num_heads < sm_count_ &&
+      (short_pass || CountAttentionTiles(cu_in, n, AttentionTiling::kHalf) <= shape.max_tiles);
+  const AttentionTiling tiling = half         ? AttentionTiling::kHalf
+                                 : short_pass ? AttentionTiling::kPacked
+                                              : AttentionTiling::kFull;
+  *num_tiles = AppendAttentionTiles(cu_in, n, tiles, tiling);
   std::memcpy(normalize, batch.normalize.data(), sequences);
   std::fill_n(normalize + sequences, static_cast<size_t>(shape.sequences) - sequences, 0);
   return Status::Ok();
@@ -738,8 +759,8 @@ Status CudaBackend::EnqueueForward(const ForwardShape& shape, cudaStream_t strea
   attention.num_tiles = reinterpret_cast<const int32_t*>(inputs_ + layout.num_tiles);
   attention.max_tiles = shape.max_tiles;
   attention.total_rows = tokens;
-  attention.hopper =
-      options_.hopper_attention && tokens >= kHopperAttentionMinMeanTokens * shape.sequences;
+  attention.hopper = HopperAttentionPass(shape.tokens, shape.sequences);
+  attention.short_tiles = ShortAttentionKernel(shape);
 
   const int inter = config_.intermediate_size;
   for (size_t l = 0; l < weights_.layers.size(); ++l) {

@@ -143,6 +143,16 @@ class CudaBackend final : public Backend {
   Status CheckTokens(const Batch& batch) const;
   Status AllocateWorkspaces(const BatchLimits& limits);
   ForwardShape MakeShape(int tokens, int sequences, int max_tiles) const;
+  // Whether a pass of `tokens` tokens in `sequences` slots asks for the Hopper attention kernel
+  // (more than 64 tokens per slot on average).
+  bool HopperAttentionPass(int tokens, int sequences) const;
+  // Whether it runs attention on tiles of at most 64 rows (short sequences packed together):
+  // the passes that do not ask for the Hopper kernel, for head sizes up to 64.
+  bool ShortAttentionPass(int tokens, int sequences) const;
+  // Whether such a pass runs the kernel built for short tiles (one wave of blocks at twice the
+  // occupancy): once it has a wave of 64-row tiles. Below that, one block's latency is what
+  // counts, and the general kernel's is lower.
+  bool ShortAttentionKernel(const ForwardShape& shape) const;
   // The padded shape `batch` runs with, and the graph to replay (nullptr: eager).
   ForwardShape ShapeFor(const Batch& batch, const CudaGraphExec** graph) const;
   // Writes `batch` padded to `shape` into `host` at shape.layout, checking its token values on

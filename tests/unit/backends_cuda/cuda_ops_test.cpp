@@ -752,6 +752,10 @@ const AttentionCase kAttentionCases[] = {
     {{260, 1}, 1, 128},
     {{128, 100, 128, 64, 700, 33, 128}, 3, 64, true},
     {{128, 90, 600, 33, 256}, 4, 32, true},
+    // Short sequences, which packed tiles group (up to 64 tokens a tile).
+    {{32, 32, 32, 32, 5, 64, 1, 1, 17, 40, 130, 3}, 2, 64, true},
+    {{31, 33, 10, 64, 2, 3, 1, 50}, 4, 32, true},
+    {{20, 30, 64, 1, 100, 7}, 2, 128},
 };
 
 class FusedAttentionTest : public ::testing::TestWithParam<std::tuple<AttentionCase, CudaDType>> {};
@@ -829,12 +833,36 @@ TEST_P(FusedAttentionTest, MatchesReference) {
     ASSERT_LE(num_tiles, MaxAttentionTiles(tokens, slots));
     run_list(tiles, num_tiles, max_tiles, ", work list");
 
-    // Half (64-row) tiles, as small batches run them (head sizes up to 64).
+    // Half (64-row) tiles, as small batches run them, and packed tiles, as passes of short
+    // sequences do (head sizes up to 64): each through the general portable kernel and through
+    // the one built for tiles of at most 64 rows.
     if (c.head_dim <= 64) {
-      const int half_tiles = CountAttentionTiles(padded_cu.data(), slots, true);
+      const int half_tiles = CountAttentionTiles(padded_cu.data(), slots, AttentionTiling::kHalf);
       std::vector<int32_t> half_list(2 * size_t(half_tiles), -1);
-      ASSERT_EQ(AppendAttentionTiles(padded_cu.data(), slots, half_list.data(), true), half_tiles);
-      run_list(half_list, half_tiles, half_tiles, ", half tiles");
+      ASSERT_EQ(
+          AppendAttentionTiles(padded_cu.data(), slots, half_list.data(), AttentionTiling::kHalf),
+          half_tiles);
+      const int max_short = MaxAttentionTiles(tokens, slots, /*short_tiles=*/true);
+      ASSERT_LE(half_tiles, max_short);
+      const int packed_tiles =
+          CountAttentionTiles(padded_cu.data(), slots, AttentionTiling::kPacked);
+      ASSERT_LE(packed_tiles, half_tiles);
+      std::vector<int32_t> packed_list(2 * size_t(max_short), -1);
+      ASSERT_EQ(AppendAttentionTiles(padded_cu.data(), slots, packed_list.data(),
+                                     AttentionTiling::kPacked),
+                packed_tiles);
+      for (const bool short_tiles : {false, true}) {
+        listed.short_tiles = short_tiles;
+        EXPECT_EQ(FusedAttentionUsesHopperKernel(listed),
+                  hopper && !short_tiles && FusedAttentionUsesHopperKernel(args));
+        const std::string kind = short_tiles ? " (short-tile kernel)" : "";
+        run_list(half_list, half_tiles, half_tiles, ", half tiles" + kind);
+        // Packed tiles are for the portable kernels only.
+        if (!FusedAttentionUsesHopperKernel(listed)) {
+          run_list(packed_list, packed_tiles, max_short, ", packed tiles" + kind);
+        }
+      }
+      listed.short_tiles = false;
     }
   }
 
@@ -904,6 +932,21 @@ TEST(FusedAttentionBadInputTest, RejectsHeadSizesNotCompiled) {
   args.qkv_bias = nullptr;
   args.total_rows = -1;  // a row count that cannot be
   EXPECT_EQ(FusedAttention(args, nullptr).code(), StatusCode::kInvalidArgument);
+  args.total_rows = 0;
+  const int32_t count = 1;
+  args.tiles = tiles;  // one block per listed tile and head: more than a grid holds
+  args.num_tiles = &count;
+  args.num_heads = 16;
+  args.max_tiles = 1 << 27;
+  EXPECT_EQ(FusedAttention(args, nullptr).code(), StatusCode::kInvalidArgument);
+  args.max_tiles = 1;
+  args.short_tiles = true;  // the short-tile kernel is built for head sizes up to 64
+  args.head_dim = 128;
+  EXPECT_EQ(FusedAttention(args, nullptr).code(), StatusCode::kInvalidArgument);
+  args.head_dim = 64;  // and reads a work list
+  args.tiles = nullptr;
+  args.num_tiles = nullptr;
+  EXPECT_EQ(FusedAttention(args, nullptr).code(), StatusCode::kInvalidArgument);
 }
 
 TEST(AttentionTilesTest, ListsEveryQueryTileOfEverySequence) {
@@ -919,16 +962,47 @@ TEST(AttentionTilesTest, ListsEveryQueryTileOfEverySequence) {
   EXPECT_EQ(MaxAttentionTiles(10, 4), 4);  // one tile per short sequence
   EXPECT_EQ(MaxAttentionTiles(3, 8), 3);   // never more tiles than tokens
   EXPECT_EQ(MaxAttentionTiles(640, 2), 640 / kAttentionQueryTile + 2);
-  EXPECT_EQ(CountAttentionTiles(cu.data(), 5, false), 5);
+  EXPECT_EQ(CountAttentionTiles(cu.data(), 5, AttentionTiling::kFull), 5);
 
   // Half tiles: 64 rows each, flagged.
   const int32_t H = kAttentionHalfTileBit;
-  const int halves = AppendAttentionTiles(cu.data(), 5, tiles.data(), true);
+  const int halves = AppendAttentionTiles(cu.data(), 5, tiles.data(), AttentionTiling::kHalf);
   const std::vector<int32_t> expected_halves = {0, H, 2, H,         2, H | T / 2, 2, H | T,
                                                 3, H, 3, H | T / 2, 3, H | T,     3, H | 3 * T / 2};
   ASSERT_EQ(halves, 8);
-  EXPECT_EQ(CountAttentionTiles(cu.data(), 5, true), 8);
+  EXPECT_EQ(CountAttentionTiles(cu.data(), 5, AttentionTiling::kHalf), 8);
   EXPECT_EQ(std::vector<int32_t>(tiles.begin(), tiles.begin() + 2 * halves), expected_halves);
+}
+
+TEST(AttentionTilesTest, PacksShortSequencesIntoSharedTiles) {
+  constexpr int P = kAttentionPackTokens;
+  const int32_t B = kAttentionPackedBit;
+  // Lengths 20, 30, 14, 1, 0, 5, P + 1, P, 3, 2, 0, 0.
+  const std::vector<int> lengths = {20, 30, 14, 1, 0, 5, P + 1, P, 3, 2, 0, 0};
+  std::vector<int32_t> cu{0};
+  for (int len : lengths) cu.push_back(cu.back() + len);
+  const int n = int(lengths.size());
+  std::vector<int32_t> tiles(2 * 32, -1);
+  const int count = AppendAttentionTiles(cu.data(), n, tiles.data(), AttentionTiling::kPacked);
+  // Each sequence takes its length rounded up to 16 rows (20 and 30: 64; 14 and 1: 32). Groups
+  // end where the next sequence would not fit or is empty; a group of one is an ordinary tile; a
+  // sequence longer than P gets 64-row (half) tiles.
+  const int32_t H = kAttentionHalfTileBit;
+  const std::vector<int32_t> expected = {0, B | 2, 2, B | 2, 5, 0, 6, H, 6, H | P, 7, 0, 8, B | 2};
+  ASSERT_EQ(count, 7);
+  EXPECT_EQ(CountAttentionTiles(cu.data(), n, AttentionTiling::kPacked), 7);
+  EXPECT_EQ(std::vector<int32_t>(tiles.begin(), tiles.begin() + 2 * count), expected);
+  EXPECT_LE(count, CountAttentionTiles(cu.data(), n, AttentionTiling::kHalf));
+  EXPECT_LE(count, MaxAttentionTiles(cu.back(), n, /*short_tiles=*/true));
+  // 256 sequences of 32 tokens: two to a tile.
+  std::vector<int32_t> even{0};
+  for (int s = 0; s < 256; ++s) even.push_back(even.back() + 32);
+  EXPECT_EQ(CountAttentionTiles(even.data(), 256, AttentionTiling::kPacked), 128);
+  // Of 16 tokens, four to a tile; of 17, two (32 rows each).
+  for (int s = 0; s < 256; ++s) even[s + 1] = even[s] + 16;
+  EXPECT_EQ(CountAttentionTiles(even.data(), 256, AttentionTiling::kPacked), 64);
+  for (int s = 0; s < 256; ++s) even[s + 1] = even[s] + 17;
+  EXPECT_EQ(CountAttentionTiles(even.data(), 256, AttentionTiling::kPacked), 128);
 }
 
 // ---------------------------------------------------------------------------------------------

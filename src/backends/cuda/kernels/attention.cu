@@ -1,3 +1,5 @@
+#include <algorithm>
+#include <climits>
 #include <cmath>
 #include <string>
 
@@ -87,8 +89,23 @@ __device__ __forceinline__ void Mma<__nv_bfloat16>(float (&c)[4], const uint32_t
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// Starts copying `kRows` rows of one head (D elements each) into a padded tile; rows past
-// `valid` become zeros so that no stale value can reach the products.
+// Starts copying `kRows` rows of one head (D elements each) into a padded tile, row r from row
+// source(r) of `src`; rows whose source is negative become zeros so that no stale value can
+// reach the products.
+template <typename T, int D, int kRows, typename Source>
+__device__ __forceinline__ void LoadRows(const T* src, size_t src_stride, Source source, T* dst) {
+  constexpr int kVecs = D / 8;
+#pragma unroll
+  for (int i = threadIdx.x; i < kRows * kVecs; i += Shape<D>::kThreads) {
+    const int r = i / kVecs;
+    const int c = (i % kVecs) * 8;
+    const int from = source(r);
+    const bool in = from >= 0;
+    CpAsync16(dst + r * Layout<D>::kLd + c, in ? src + from * src_stride + c : src, in);
+  }
+}
+
+// Starts copying the first `valid` of `kRows` rows, the others zeros.
 template <typename T, int D, int kRows>
 __device__ __forceinline__ void LoadTile(const T* src, size_t src_stride, int valid, T* dst) {
   constexpr int kVecs = D / 8;
@@ -101,11 +118,63 @@ __device__ __forceinline__ void LoadTile(const T* src, size_t src_stride, int va
   }
 }
 
+// A packed tile (kAttentionPackedBit): up to four whole sequences, each starting at a tile row
+// that is a multiple of 16. Each sequence's keys then sit at the same offsets within the 16-key
+// blocks as when it runs alone, so its products and sums, and hence its vectors, are the same
+// bits whatever it is batched with.
+struct PackedTile {
+  static constexpr int kMax = kAttentionPackTokens / kAttentionPackAlign;
+  int count = 0;
+  int rows = 0;          // tile rows in use
+  int first[kMax] = {};  // each sequence's first token, from the tile's first
+  int len[kMax] = {};
+  int slot[kMax] = {};  // each sequence's first tile row
+
+  // `cu`: the cumulative lengths from the tile's first sequence on. (Every array is indexed by
+  // constants only, so that the whole tile stays in registers.)
+  __device__ __forceinline__ PackedTile(const int32_t* cu, int sequences) : count(sequences) {
+    const int begin = cu[0];
+#pragma unroll
+    for (int j = 0; j < kMax; ++j) {
+      if (j < count) {
+        first[j] = cu[j] - begin;
+        len[j] = cu[j + 1] - cu[j];
+        slot[j] = rows;
+        rows += (len[j] + kAttentionPackAlign - 1) / kAttentionPackAlign * kAttentionPackAlign;
+      }
+    }
+  }
+  // The slot holding tile row `row` (< rows): its first row, length and first token.
+  struct Place {
+    int slot, len, first;
+  };
+  __device__ __forceinline__ Place At(int row) const {
+    Place place{slot[0], len[0], first[0]};
+#pragma unroll
+    for (int k = 1; k < kMax; ++k) {
+      if (k < count && row >= slot[k]) place = Place{slot[k], len[k], first[k]};
+    }
+    return place;
+  }
+  // The token (from the tile's first) at tile row `row`, or -1 for a padding row.
+  __device__ __forceinline__ int TokenAt(int row) const {
+    if (row >= rows) return -1;
+    const Place place = At(row);
+    const int offset = row - place.slot;
+    return offset < place.len ? place.first + offset : -1;
+  }
+};
+
 // The attention of one query tile, with kMT m-tiles per warp in use: a tile of at most 16 x
 // kWarps rows runs with kMT = 1, so a short sequence does not pay for the rows it lacks.
-template <typename T, int D, int kMT>
+// kPacked: the tile holds the sequences of `packed` (tokens from `begin` on), `len` is
+// packed->rows; each row attends only to its own sequence's keys, and a warp issues the products
+// of only the 16-key blocks its rows need.
+template <typename T, int D, int kMT, bool kPacked = false>
 __device__ __forceinline__ void AttendTile(const AttentionArgs& args, float scale_log2, int head,
-                                           int begin, int len, int q0, unsigned char* smem) {
+                                           int begin, int len, int q0, unsigned char* smem,
+                                           const PackedTile* packed = nullptr) {
+  static_assert(!kPacked || kMT == 1, "a packed tile spans one m-tile per warp");
   using L = Layout<D>;
   constexpr int kWarps = Shape<D>::kWarps;
   constexpr int kRows = kMT * 16 * kWarps;
@@ -127,9 +196,16 @@ __device__ __forceinline__ void AttendTile(const AttentionArgs& args, float scal
   const bool has_bias = args.qkv_bias != nullptr;
   T* bias_tile = v_tiles + 2 * L::kKvTile;  // [Q bias of the head | V bias of the head]
 
-  LoadTile<T, D, kRows>(base + static_cast<size_t>(q0) * stride, stride, len - q0, q_tile);
-  LoadTile<T, D, kBlockN>(k_src, stride, len, k_tiles);
-  LoadTile<T, D, kBlockN>(v_src, stride, len, v_tiles);
+  if constexpr (kPacked) {
+    auto token = [packed](int r) { return packed->TokenAt(r); };
+    LoadRows<T, D, kRows>(base, stride, token, q_tile);
+    LoadRows<T, D, kBlockN>(k_src, stride, token, k_tiles);
+    LoadRows<T, D, kBlockN>(v_src, stride, token, v_tiles);
+  } else {
+    LoadTile<T, D, kRows>(base + static_cast<size_t>(q0) * stride, stride, len - q0, q_tile);
+    LoadTile<T, D, kBlockN>(k_src, stride, len, k_tiles);
+    LoadTile<T, D, kBlockN>(v_src, stride, len, v_tiles);
+  }
   if (has_bias && threadIdx.x < 2 * D / 8) {
     const int part = threadIdx.x / (D / 8);  // 0: Q, 1: V
     const int c = (threadIdx.x % (D / 8)) * 8;
@@ -158,6 +234,35 @@ __device__ __forceinline__ void AttendTile(const AttentionArgs& args, float scal
     row_max[i][0] = row_max[i][1] = -INFINITY;
     row_sum[i][0] = row_sum[i][1] = 0.0f;
   }
+
+  // Packed tiles: the keys of this thread's two rows, [key_lo, key_hi) in tile rows, the token
+  // each row is stored to (-1: a padding row), and the union of the keys over the warp's rows
+  // (empty for a warp of padding rows).
+  int key_lo[2] = {0, 0};
+  int key_hi[2] = {len, len};
+  int out_token[2] = {-1, -1};
+  int warp_lo = 0;
+  int warp_hi = len;
+  if constexpr (kPacked) {
+    int first = INT_MAX;
+    int last = 0;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int row = warp * 16 + (lane >> 2) + 8 * r;
+      if (row >= len) continue;
+      const PackedTile::Place place = packed->At(row);
+      key_lo[r] = place.slot;
+      key_hi[r] = place.slot + place.len;
+      if (row >= key_hi[r]) continue;
+      out_token[r] = place.first + row - place.slot;
+      first = min(first, key_lo[r]);
+      last = max(last, key_hi[r]);
+    }
+    warp_lo = __reduce_min_sync(0xffffffffu, first);
+    warp_hi = __reduce_max_sync(0xffffffffu, last);
+  }
+  // Whether the warp's rows need keys [k, k + 16).
+  auto needs_keys = [&](int k) { return !kPacked || (k < warp_hi && k + 16 > warp_lo); };
 
   const int num_kv = (len + kBlockN - 1) / kBlockN;
   for (int it = 0; it < num_kv; ++it) {
@@ -203,8 +308,10 @@ __device__ __forceinline__ void AttendTile(const AttentionArgs& args, float scal
       for (int j = 0; j < kBlockN / 8; ++j)
         s[i][j][0] = s[i][j][1] = s[i][j][2] = s[i][j][3] = 0.0f;
     }
+    const int k0 = it * kBlockN;
 #pragma unroll
     for (int nn = 0; nn < kBlockN / 16; ++nn) {
+      if (!needs_keys(k0 + nn * 16)) continue;
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
         uint32_t b[4];
@@ -218,8 +325,16 @@ __device__ __forceinline__ void AttendTile(const AttentionArgs& args, float scal
         }
       }
     }
-    const int k0 = it * kBlockN;
-    if (k0 + kBlockN > len) {
+    if constexpr (kPacked) {
+#pragma unroll
+      for (int j = 0; j < kBlockN / 8; ++j) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int key = k0 + j * 8 + 2 * t + (e & 1);
+          if (key < key_lo[e >> 1] || key >= key_hi[e >> 1]) s[0][j][e] = -INFINITY;
+        }
+      }
+    } else if (k0 + kBlockN > len) {
 #pragma unroll
       for (int i = 0; i < kMT; ++i) {
 #pragma unroll
@@ -273,6 +388,7 @@ __device__ __forceinline__ void AttendTile(const AttentionArgs& args, float scal
     // V stored [key][d] is row-major B, transposed on the way in by ldmatrix.
 #pragma unroll
     for (int kk = 0; kk < kBlockN / 16; ++kk) {
+      if (!needs_keys(k0 + kk * 16)) continue;
       uint32_t a[kMT][4];
 #pragma unroll
       for (int i = 0; i < kMT; ++i) {
@@ -305,8 +421,13 @@ __device__ __forceinline__ void AttendTile(const AttentionArgs& args, float scal
       float sum = row_sum[i][r];
       sum += __shfl_xor_sync(0xffffffffu, sum, 1);
       sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-      const int row = q0 + (i * kWarps + warp) * 16 + (lane >> 2) + 8 * r;
-      if (row >= len) continue;
+      int row = q0 + (i * kWarps + warp) * 16 + (lane >> 2) + 8 * r;
+      if constexpr (kPacked) {
+        if (out_token[r] < 0) continue;
+        row = out_token[r];
+      } else if (row >= len) {
+        continue;
+      }
       const float inv = 1.0f / sum;
       T* dst = out + static_cast<size_t>(begin + row) * hidden;
 #pragma unroll
@@ -323,40 +444,108 @@ __device__ __forceinline__ void AttendTile(const AttentionArgs& args, float scal
   }
 }
 
+// The work item's sequence, first query row and kind, from the work list or the grid.
+struct TileItem {
+  int seq = 0;
+  int q0 = 0;
+  bool half = false;
+  int packed = 0;  // sequences in a packed tile, 0 otherwise
+};
+
+__device__ __forceinline__ TileItem ListedTile(const int32_t* tiles, int tile) {
+  TileItem item;
+  item.seq = tiles[2 * tile];
+  int32_t first = tiles[2 * tile + 1];
+  if ((first & kAttentionPackedBit) != 0) {
+    item.packed = first & (kAttentionPackedBit - 1);
+    first = 0;
+  }
+  item.half = (first & kAttentionHalfTileBit) != 0;
+  item.q0 = first & ~kAttentionHalfTileBit;
+  return item;
+}
+
 template <typename T, int D>
 __global__ void __launch_bounds__(Shape<D>::kThreads, Shape<D>::kMinBlocks)
     FusedAttentionKernel(AttentionArgs args, float scale_log2) {
   extern __shared__ __align__(128) unsigned char smem[];
-  int seq = 0;
-  int q0 = 0;
-  bool half = false;
+  TileItem item;
   if (args.tiles != nullptr) {
     if (static_cast<int>(blockIdx.x) >= *args.num_tiles) return;
-    seq = args.tiles[2 * blockIdx.x];
-    q0 = args.tiles[2 * blockIdx.x + 1];
-    half = (q0 & kAttentionHalfTileBit) != 0;
-    q0 &= ~kAttentionHalfTileBit;
+    item = ListedTile(args.tiles, blockIdx.x);
   } else {
-    seq = blockIdx.z;
-    q0 = blockIdx.x * kBlockM;
+    item.seq = blockIdx.z;
+    item.q0 = blockIdx.x * kBlockM;
   }
   const int head = blockIdx.y;
-  const int begin = args.cu_seqlens[seq];
-  const int len = args.cu_seqlens[seq + 1] - begin;
-  if (q0 >= len) return;
+  const int begin = args.cu_seqlens[item.seq];
+  if (item.packed > 0) {
+    const PackedTile packed(args.cu_seqlens + item.seq, item.packed);
+    AttendTile<T, D, 1, true>(args, scale_log2, head, begin, packed.rows, 0, smem, &packed);
+    return;
+  }
+  const int len = args.cu_seqlens[item.seq + 1] - begin;
+  if (item.q0 >= len) return;
   constexpr int kMT = Shape<D>::kMTiles;
   // One m-tile per warp covers 16 * kWarps = 64 rows (head sizes up to 64): a half tile, or
   // the end of a sequence.
-  if (kMT > 1 && (half || len - q0 <= 16 * Shape<D>::kWarps)) {
-    AttendTile<T, D, 1>(args, scale_log2, head, begin, len, q0, smem);
+  if (kMT > 1 && (item.half || len - item.q0 <= 16 * Shape<D>::kWarps)) {
+    AttendTile<T, D, 1>(args, scale_log2, head, begin, len, item.q0, smem);
   } else {
-    AttendTile<T, D, kMT>(args, scale_log2, head, begin, len, q0, smem);
+    AttendTile<T, D, kMT>(args, scale_log2, head, begin, len, item.q0, smem);
+  }
+}
+
+// Work lists of tiles of at most 64 rows (AttentionArgs::short_tiles, head sizes up to 64):
+// compiled for one m-tile per warp only, which needs half the registers, so twice the blocks
+// share a multiprocessor; a grid of one wave of blocks takes the (tile, head) items in turn,
+// so no block is launched only to find the list ended.
+constexpr int kShortMinBlocks = 4;
+
+template <typename T, int D>
+__global__ void __launch_bounds__(Shape<D>::kThreads, kShortMinBlocks)
+    ShortAttentionKernel(AttentionArgs args, float scale_log2) {
+  extern __shared__ __align__(128) unsigned char smem[];
+  const int items = *args.num_tiles * args.num_heads;
+  for (int i = blockIdx.x; i < items; i += gridDim.x) {
+    const TileItem item = ListedTile(args.tiles, i / args.num_heads);
+    const int head = i % args.num_heads;
+    const int begin = args.cu_seqlens[item.seq];
+    if (item.packed > 0) {
+      const PackedTile packed(args.cu_seqlens + item.seq, item.packed);
+      AttendTile<T, D, 1, true>(args, scale_log2, head, begin, packed.rows, 0, smem, &packed);
+    } else {
+      const int len = args.cu_seqlens[item.seq + 1] - begin;
+      if (item.q0 >= len) continue;
+      AttendTile<T, D, 1>(args, scale_log2, head, begin, len, item.q0, smem);
+    }
+    __syncthreads();  // the next item refills the shared tiles this one read last
   }
 }
 
 template <typename T, int D>
 Status Launch(const AttentionArgs& args, cudaStream_t stream) {
   constexpr size_t kSmem = Layout<D>::kBytes;
+  const float scale_log2 = args.scale * static_cast<float>(M_LOG2E);
+  if constexpr (D <= 64) {
+    if (args.short_tiles) {
+      auto* kernel = &ShortAttentionKernel<T, D>;
+      SLUICE_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
+          kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmem)));
+      int device = 0;
+      int sms = 0;
+      int per_sm = 0;
+      SLUICE_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
+      SLUICE_CUDA_RETURN_IF_ERROR(
+          cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+      SLUICE_CUDA_RETURN_IF_ERROR(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+          &per_sm, kernel, Shape<D>::kThreads, kSmem));
+      const long items = static_cast<long>(args.max_tiles) * args.num_heads;
+      const int blocks = static_cast<int>(std::min<long>(items, std::max(per_sm, 1) * sms));
+      kernel<<<blocks, Shape<D>::kThreads, kSmem, stream>>>(args, scale_log2);
+      return LaunchStatus("ShortAttentionKernel");
+    }
+  }
   auto* kernel = &FusedAttentionKernel<T, D>;
   if (kSmem > 48 * 1024) {
     SLUICE_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
@@ -365,7 +554,6 @@ Status Launch(const AttentionArgs& args, cudaStream_t stream) {
   const dim3 grid = args.tiles != nullptr ? dim3(args.max_tiles, args.num_heads, 1)
                                           : dim3((args.max_seqlen + kBlockM - 1) / kBlockM,
                                                  args.num_heads, args.num_sequences);
-  const float scale_log2 = args.scale * static_cast<float>(M_LOG2E);
   kernel<<<grid, Shape<D>::kThreads, kSmem, stream>>>(args, scale_log2);
   return LaunchStatus("FusedAttentionKernel");
 }
@@ -387,42 +575,74 @@ Status Dispatch(const AttentionArgs& args, cudaStream_t stream) {
 
 }  // namespace
 
-int AppendAttentionTiles(const int32_t* cu_seqlens, int num_sequences, int32_t* tiles,
-                         bool half_tiles) {
-  const int rows = half_tiles ? kBlockM / 2 : kBlockM;
-  const int32_t flag = half_tiles ? kAttentionHalfTileBit : 0;
-  int n = 0;
-  for (int s = 0; s < num_sequences; ++s) {
-    const int len = cu_seqlens[s + 1] - cu_seqlens[s];
-    for (int q0 = 0; q0 < len; q0 += rows) {
-      tiles[2 * n] = s;
-      tiles[2 * n + 1] = q0 | flag;
-      ++n;
+namespace {
+
+// Calls emit(sequence, first-row field) for each tile of the work list, in order.
+template <typename Emit>
+void ForEachAttentionTile(const int32_t* cu_seqlens, int num_sequences, AttentionTiling tiling,
+                          Emit&& emit) {
+  const bool pack = tiling == AttentionTiling::kPacked;
+  const bool half = tiling == AttentionTiling::kHalf || pack;
+  const int rows = half ? kBlockM / 2 : kBlockM;
+  const int32_t flag = half ? kAttentionHalfTileBit : 0;
+  auto length = [&](int s) { return cu_seqlens[s + 1] - cu_seqlens[s]; };
+  for (int s = 0; s < num_sequences;) {
+    const int len = length(s);
+    if (pack && len > 0 && len <= kAttentionPackTokens) {
+      // The following non-empty sequences while their slots (lengths rounded up to
+      // kAttentionPackAlign) fit in one packed tile.
+      auto slot = [](int n) {
+        return (n + kAttentionPackAlign - 1) / kAttentionPackAlign * kAttentionPackAlign;
+      };
+      int rows = slot(len);
+      int end = s + 1;
+      while (end < num_sequences && length(end) > 0 &&
+             rows + slot(length(end)) <= kAttentionPackTokens) {
+        rows += slot(length(end));
+        ++end;
+      }
+      emit(s, end - s > 1 ? kAttentionPackedBit | (end - s) : 0);
+      s = end;
+      continue;
     }
+    for (int q0 = 0; q0 < len; q0 += rows) emit(s, q0 | flag);
+    ++s;
   }
-  return n;
 }
 
-int CountAttentionTiles(const int32_t* cu_seqlens, int num_sequences, bool half_tiles) {
-  const int rows = half_tiles ? kBlockM / 2 : kBlockM;
+}  // namespace
+
+int AppendAttentionTiles(const int32_t* cu_seqlens, int num_sequences, int32_t* tiles,
+                         AttentionTiling tiling) {
   int n = 0;
-  for (int s = 0; s < num_sequences; ++s)
-    n += (cu_seqlens[s + 1] - cu_seqlens[s] + rows - 1) / rows;
+  ForEachAttentionTile(cu_seqlens, num_sequences, tiling, [&](int s, int32_t first) {
+    tiles[2 * n] = s;
+    tiles[2 * n + 1] = first;
+    ++n;
+  });
   return n;
 }
 
-int MaxAttentionTiles(int tokens, int sequences) {
-  // ceil(len / tile) <= len / tile + 1 for each sequence, and every tile holds a token.
-  const long bound = static_cast<long>(tokens) / kBlockM + sequences;
+int CountAttentionTiles(const int32_t* cu_seqlens, int num_sequences, AttentionTiling tiling) {
+  int n = 0;
+  ForEachAttentionTile(cu_seqlens, num_sequences, tiling, [&](int, int32_t) { ++n; });
+  return n;
+}
+
+int MaxAttentionTiles(int tokens, int sequences, bool short_tiles) {
+  // ceil(len / tile) <= len / tile + 1 for each sequence (a packed tile holds at least one), and
+  // every tile holds a token.
+  const int rows = short_tiles ? kBlockM / 2 : kBlockM;
+  const long bound = static_cast<long>(tokens) / rows + sequences;
   return static_cast<int>(bound < tokens ? bound : tokens);
 }
 
 bool FusedAttentionUsesHopperKernel(const AttentionArgs& args) {
 #ifdef SLUICE_HAVE_SM90A
   int device = 0;
-  return args.hopper && FusedAttentionSm90Takes(args.head_dim, args.num_heads) &&
-         args.total_rows > 0 && cudaGetDevice(&device) == cudaSuccess &&
-         FusedAttentionSm90Runs(device);
+  return args.hopper && !args.short_tiles &&
+         FusedAttentionSm90Takes(args.head_dim, args.num_heads) && args.total_rows > 0 &&
+         cudaGetDevice(&device) == cudaSuccess && FusedAttentionSm90Runs(device);
 #else
   static_cast<void>(args);
   return false;
@@ -450,8 +670,13 @@ Status FusedAttention(const AttentionArgs& args, cudaStream_t stream) {
   if (args.qkv_bias != nullptr && reinterpret_cast<uintptr_t>(args.qkv_bias) % 16 != 0) {
     return InvalidArgument("attention's QKV bias must be 16-byte aligned");
   }
-  if (args.num_heads > 65535 || (args.tiles == nullptr && args.num_sequences > 65535)) {
-    return InvalidArgument("attention grid too large: at most 65535 sequences and heads");
+  if (args.num_heads > 65535 || (args.tiles == nullptr && args.num_sequences > 65535) ||
+      int64_t{args.max_tiles} * args.num_heads > INT_MAX) {
+    return InvalidArgument(
+        "attention grid too large: at most 65535 sequences and heads, 2^31 - 1 tiles x heads");
+  }
+  if (args.short_tiles && (args.tiles == nullptr || args.head_dim > 64)) {
+    return InvalidArgument("short attention tiles need a work list and a head size up to 64");
   }
   if (args.tiles != nullptr ? args.max_tiles == 0
                             : (args.num_sequences == 0 || args.max_seqlen == 0)) {
