@@ -105,7 +105,10 @@ __device__ __forceinline__ void LoadRows(const T* src, size_t src_stride, Source
   }
 }
 
-// Starts copying the first `valid` of `kRows` rows, the others zeros.
+// Starts copying the first `valid` of `kRows` rows, the others zeros. (LoadRows with
+// `r < valid ? r : -1` does the same, but ptxas then allocates the whole kernel differently, and
+// 64-row tiles ran 3-4% slower: H100, BERT-base 256 x 64 attention 0.695 / 0.697 against 0.668 /
+// 0.667 ms.)
 template <typename T, int D, int kRows>
 __device__ __forceinline__ void LoadTile(const T* src, size_t src_stride, int valid, T* dst) {
   constexpr int kVecs = D / 8;
