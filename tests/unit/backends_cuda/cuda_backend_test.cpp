@@ -417,6 +417,71 @@ INSTANTIATE_TEST_SUITE_P(Models, CudaBackendFp8Test, ::testing::ValuesIn(kModels
                            return std::string(p.param.name);
                          });
 
+// Many short sequences: enough 64-row attention tiles for the short-tile kernel (a wave of
+// them on any GPU up to 256 multiprocessors), with the sequences packed several to a tile. A
+// sequence's vector must not depend on what it shares its tile with: dropping the first
+// sequence moves every other one to new neighbours and offsets within the same graph bucket,
+// and their vectors must stay the same bits.
+TEST(CudaBackendShortSequencesTest, PackedTilesMatchTheReferenceAndTheirNeighboursDoNotMatter) {
+  SLUICE_SKIP_WITHOUT_GPU();
+  EncoderConfig config = BertLike();
+  config.hidden_size = 128;
+  config.num_heads = 4;  // head size 32
+  config.num_layers = 1;
+  config.intermediate_size = 256;
+  const uint32_t seed = testing::FreshSeed();
+  SCOPED_TRACE(fmt::format("seed {}", seed));
+  std::mt19937 rng(seed);
+  RandomModel model(config, DType::kF32, seed);
+  std::vector<int> lengths;
+  int tokens = 0;
+  while (tokens < 4000) {
+    lengths.push_back(1 + int(rng() % 40));
+    tokens += lengths.back();
+  }
+  const Batch batch = MakeBatch(config, lengths, rng);
+  Batch rest;
+  rest.cu_seqlens.push_back(0);
+  for (size_t s = 1; s < lengths.size(); ++s) {
+    const Batch one = Slice(batch, s);
+    rest.input_ids.insert(rest.input_ids.end(), one.input_ids.begin(), one.input_ids.end());
+    rest.token_type_ids.insert(rest.token_type_ids.end(), one.token_type_ids.begin(),
+                               one.token_type_ids.end());
+    rest.position_ids.insert(rest.position_ids.end(), one.position_ids.begin(),
+                             one.position_ids.end());
+    rest.cu_seqlens.push_back(rest.cu_seqlens.back() + lengths[s]);
+    rest.max_seqlen = std::max(rest.max_seqlen, lengths[s]);
+    rest.normalize.push_back(one.normalize[0]);
+  }
+  const std::vector<double> ref = model.Forward(batch, Pooling::kMean);
+
+  auto backend = CudaBackend::Create(config, model.weights(), Pooling::kMean, {});
+  ASSERT_TRUE(backend.ok()) << backend.status().ToString();
+  CudaBackend& b = **backend;
+  BatchLimits limits;
+  limits.max_batch_tokens = 4096;
+  limits.max_batch_requests = 4096;
+  limits.max_sequence_length = 70;
+  ASSERT_TRUE(b.Warmup(limits).ok());
+  std::vector<float> out;
+  std::vector<float> out_rest;
+  ASSERT_TRUE(b.Embed(batch, &out).ok());
+  ASSERT_TRUE(b.Embed(rest, &out_rest).ok());
+  const size_t h = size_t(config.hidden_size);
+  ASSERT_EQ(out.size(), lengths.size() * h);
+  ASSERT_EQ(out_rest.size(), (lengths.size() - 1) * h);
+  for (size_t s = 0; s < lengths.size(); ++s) {
+    SCOPED_TRACE(fmt::format("sequence {} of {} tokens", s, lengths[s]));
+    EXPECT_LT(RelativeError(Row(out, s, h), Row(std::vector<float>(ref.begin(), ref.end()), s, h)),
+              5e-3);
+    if (s > 0) {
+      EXPECT_EQ(std::vector<float>(out.begin() + s * h, out.begin() + (s + 1) * h),
+                std::vector<float>(out_rest.begin() + (s - 1) * h, out_rest.begin() + s * h));
+    }
+  }
+  EXPECT_TRUE(b.Health().ok());
+}
+
 TEST(CudaBackendCreateTest, RejectsFp8WithBf16OrTheResidualInTheGemm) {
   RandomModel model(BertLike(), DType::kF32, 1);
   CudaBackendOptions options;
