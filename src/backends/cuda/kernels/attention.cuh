@@ -50,8 +50,8 @@ struct AttentionArgs {
   // Optional work list (device): pairs (sequence, first query row, or'ed with
   // kAttentionHalfTileBit for a 64-row tile; or kAttentionPackedBit | number of sequences),
   // *num_tiles of them valid, at most max_tiles. With it the grid has max_tiles x num_heads
-  // blocks whatever the batch, so one launch can be replayed from a CUDA graph for batches of
-  // different shapes.
+  // blocks (the short-tile kernel: at most one wave) whatever the batch, so one launch can be
+  // replayed from a CUDA graph for batches of different shapes.
   const int32_t* tiles = nullptr;
   const int32_t* num_tiles = nullptr;
   int max_tiles = 0;
@@ -69,7 +69,7 @@ struct AttentionArgs {
 };
 
 // Appends the work list of a batch (see AttentionArgs::tiles) to `tiles`; returns its length.
-// kHalf lists at most twice the tiles of kFull, kPacked at most as many.
+// kHalf lists at most twice the tiles of kFull, kPacked no more than kHalf.
 int AppendAttentionTiles(const int32_t* cu_seqlens, int num_sequences, int32_t* tiles,
                          AttentionTiling tiling = AttentionTiling::kFull);
 // The number of tiles AppendAttentionTiles would list.
