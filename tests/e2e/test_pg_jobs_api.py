@@ -1,6 +1,7 @@
 """The asynchronous jobs API (/v1/jobs) and the shared cache tier of `sluice serve
 --database-url`, with real workers, a real PostgreSQL and real HTTP clients."""
 import json
+import pathlib
 
 import numpy as np
 import pytest
@@ -161,11 +162,20 @@ def test_database_down_jobs_503_sync_api_answers_and_recovers(processes):
         assert "bypass" in server.logs().lower() or "down" in server.logs().lower()
         cluster.restart()
 
-        def accepts_jobs():
-            return requests.post(f"{server.url}/v1/jobs", json={"input": ["x"]},
-                                 timeout=30).status_code == 202
+        last = []  # the latest answer, for the failure message
 
-        wait_until(accepts_jobs, 30, interval=0.5, what="jobs API back")
+        def accepts_jobs():
+            r = requests.post(f"{server.url}/v1/jobs", json={"input": ["x"]}, timeout=30)
+            last[:] = [r.status_code, r.text[:500]]
+            return r.status_code == 202
+
+        try:
+            wait_until(accepts_jobs, 30, interval=0.5, what="jobs API back")
+        except AssertionError as e:
+            data = pathlib.Path((cluster.dir / "datadir").read_text().strip())
+            pg_log = (data / "server.log").read_text(errors="replace")[-3000:]
+            raise AssertionError(f"{e}; last answer {last}\nserver log:\n"
+                                 f"{server.logs()[-3000:]}\nPostgreSQL log:\n{pg_log}") from e
         before = metric(server, "sluice_cache_shared_written_total")
         requests.post(f"{server.url}/v1/embeddings", json={"input": ["after the restart"]},
                       timeout=30)
