@@ -121,6 +121,12 @@ __device__ __forceinline__ void LoadTile(const T* src, size_t src_stride, int va
   }
 }
 
+// Rows a sequence of `len` tokens takes in a packed tile: its length rounded up to
+// kAttentionPackAlign.
+__host__ __device__ constexpr int PackedSlotRows(int len) {
+  return (len + kAttentionPackAlign - 1) / kAttentionPackAlign * kAttentionPackAlign;
+}
+
 // A packed tile (kAttentionPackedBit): up to four whole sequences, each starting at a tile row
 // that is a multiple of 16. Each sequence's keys then sit at the same offsets within the 16-key
 // blocks as when it runs alone, so its products and sums, and hence its vectors, are the same
@@ -143,7 +149,7 @@ struct PackedTile {
         first[j] = cu[j] - begin;
         len[j] = cu[j + 1] - cu[j];
         slot[j] = rows;
-        rows += (len[j] + kAttentionPackAlign - 1) / kAttentionPackAlign * kAttentionPackAlign;
+        rows += PackedSlotRows(len[j]);
       }
     }
   }
@@ -592,16 +598,12 @@ void ForEachAttentionTile(const int32_t* cu_seqlens, int num_sequences, Attentio
   for (int s = 0; s < num_sequences;) {
     const int len = length(s);
     if (pack && len > 0 && len <= kAttentionPackTokens) {
-      // The following non-empty sequences while their slots (lengths rounded up to
-      // kAttentionPackAlign) fit in one packed tile.
-      auto slot = [](int n) {
-        return (n + kAttentionPackAlign - 1) / kAttentionPackAlign * kAttentionPackAlign;
-      };
-      int rows = slot(len);
+      // The following non-empty sequences while their slots fit in one packed tile.
+      int used = PackedSlotRows(len);
       int end = s + 1;
       while (end < num_sequences && length(end) > 0 &&
-             rows + slot(length(end)) <= kAttentionPackTokens) {
-        rows += slot(length(end));
+             used + PackedSlotRows(length(end)) <= kAttentionPackTokens) {
+        used += PackedSlotRows(length(end));
         ++end;
       }
       emit(s, end - s > 1 ? kAttentionPackedBit | (end - s) : 0);
