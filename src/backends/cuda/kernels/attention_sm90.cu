@@ -350,19 +350,37 @@ __global__ void __launch_bounds__(kThreads, 1)
         const int qs = items % kQSlots;
         if (items >= kQSlots) BarrierWait(q_empty + 8 * qs, ((items / kQSlots) + 1) & 1);
         unsigned char* slot = infos + qs * kInfoBytes;
+        // The item's heads are adjacent: their Q biases are H * D / 2 pairs, then V's. Each lane
+        // loads one pair of each; lane 0 writes the whole info and arrives, so that the arrival
+        // covers every write. (Lanes writing their own pairs before lane 0's arrival, ordered by
+        // a __syncwarp, are reported as read-after-write hazards by compute-sanitizer's
+        // racecheck; every lane arriving was measured 3% slower at 512 tokens.)
+        static_assert(H * D / 2 <= 32, "one bias pair per lane");
+        const bool biased = !done && bias != nullptr;
+        uint32_t q_pair = 0;
+        uint32_t v_pair = 0;
+        if (biased && lane < H * D / 2) {
+          q_pair = bias[(item.head * D) / 2 + lane];
+          v_pair = bias[(2 * hidden + item.head * D) / 2 + lane];
+        }
+        auto* pairs = reinterpret_cast<uint32_t*>(slot + 32);
+        if (biased) {
+#pragma unroll
+          for (int j = 0; j < H * D / 2; ++j) {
+            const uint32_t q = __shfl_sync(0xffffffffu, q_pair, j);
+            const uint32_t v = __shfl_sync(0xffffffffu, v_pair, j);
+            if (lane == 0) {
+              pairs[j] = q;
+              pairs[H * D / 2 + j] = v;
+            }
+          }
+        }
         if (lane == 0) {
           ItemInfo info{};
           if (!done) info = {item.begin, item.len, item.q0, item.q_end, item.head, 1};
           *reinterpret_cast<ItemInfo*>(slot) = info;
+          BarrierArrive(q_full + 8 * qs);
         }
-        if (!done && bias != nullptr && lane < H * D / 2) {
-          // The item's heads are adjacent: their Q biases are H * D / 2 pairs, then V's.
-          auto* pairs = reinterpret_cast<uint32_t*>(slot + 32);
-          pairs[lane] = bias[(item.head * D) / 2 + lane];
-          pairs[H * D / 2 + lane] = bias[(2 * hidden + item.head * D) / 2 + lane];
-        }
-        __syncwarp();
-        if (lane == 0) BarrierArrive(q_full + 8 * qs);
         if (done) break;
         ++items;
       }
