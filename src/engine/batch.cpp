@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/check.h"
+#include "fmt/format.h"
 
 namespace sluice {
 
@@ -31,6 +32,35 @@ void Batch::Clear() {
   cu_seqlens.clear();
   max_seqlen = 0;
   normalize.clear();
+}
+
+Status Batch::CheckLayout() const {
+  const size_t tokens = num_tokens();
+  const size_t sequences = num_sequences();
+  if (token_type_ids.size() != tokens || position_ids.size() != tokens) {
+    return InvalidArgument(
+        fmt::format("batch has {} input ids but {} token type ids and {} position ids", tokens,
+                    token_type_ids.size(), position_ids.size()));
+  }
+  if (normalize.size() != sequences) {
+    return InvalidArgument(
+        fmt::format("batch has {} sequences but {} normalize flags", sequences, normalize.size()));
+  }
+  if (sequences == 0) {
+    return tokens == 0 ? Status::Ok() : InvalidArgument("batch has tokens but no cu_seqlens");
+  }
+  if (cu_seqlens.front() != 0 || static_cast<size_t>(cu_seqlens.back()) != tokens) {
+    return InvalidArgument(fmt::format("cu_seqlens must run from 0 to {} (got {} to {})", tokens,
+                                       cu_seqlens.front(), cu_seqlens.back()));
+  }
+  for (size_t s = 0; s < sequences; ++s) {
+    const int64_t length = int64_t{cu_seqlens[s + 1]} - cu_seqlens[s];
+    if (length <= 0) {
+      return InvalidArgument(
+          fmt::format("cu_seqlens must increase strictly: sequence {} has length {}", s, length));
+    }
+  }
+  return Status::Ok();
 }
 
 }  // namespace sluice

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/status.h"
+
 namespace sluice {
 
 struct Batch {
@@ -25,6 +27,10 @@ struct Batch {
   void Add(const std::vector<int32_t>& ids, const std::vector<int32_t>& type_ids, bool norm);
   // Empties the batch, keeping the vectors' capacity for the next one.
   void Clear();
+  // InvalidArgument unless the arrays agree: type and position ids one per token, one normalize
+  // flag per sequence, cu_seqlens from 0 to num_tokens() with every sequence at least one token
+  // long. Says nothing of the values' ranges or a backend's limits.
+  Status CheckLayout() const;
 };
 
 }  // namespace sluice

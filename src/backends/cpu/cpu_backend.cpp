@@ -199,20 +199,7 @@ Status CpuBackend::Validate(const Batch& batch) const {
   const size_t num_seqs = batch.num_sequences();
   const size_t num_tokens = batch.num_tokens();
   if (num_seqs == 0 || num_tokens == 0) return InvalidArgument("empty batch");
-  if (batch.token_type_ids.size() != num_tokens || batch.position_ids.size() != num_tokens) {
-    return InvalidArgument(
-        fmt::format("batch has {} input ids but {} token type ids and {} position ids", num_tokens,
-                    batch.token_type_ids.size(), batch.position_ids.size()));
-  }
-  if (batch.normalize.size() != num_seqs) {
-    return InvalidArgument(fmt::format("batch has {} sequences but {} normalize flags", num_seqs,
-                                       batch.normalize.size()));
-  }
-  if (batch.cu_seqlens.front() != 0 || static_cast<size_t>(batch.cu_seqlens.back()) != num_tokens) {
-    return InvalidArgument(fmt::format("cu_seqlens must run from 0 to {} (got {} to {})",
-                                       num_tokens, batch.cu_seqlens.front(),
-                                       batch.cu_seqlens.back()));
-  }
+  SLUICE_RETURN_IF_ERROR(batch.CheckLayout());
   if (num_tokens > limits_.max_batch_tokens) {
     return TooLarge(fmt::format("batch of {} tokens exceeds the limit of {}", num_tokens,
                                 limits_.max_batch_tokens));
@@ -224,10 +211,6 @@ Status CpuBackend::Validate(const Batch& batch) const {
   for (size_t s = 0; s < num_seqs; ++s) {
     const int64_t len =
         static_cast<int64_t>(batch.cu_seqlens[s + 1]) - static_cast<int64_t>(batch.cu_seqlens[s]);
-    if (len <= 0) {
-      return InvalidArgument(
-          fmt::format("cu_seqlens must increase strictly: sequence {} has length {}", s, len));
-    }
     if (static_cast<size_t>(len) > limits_.max_sequence_length) {
       return TooLarge(fmt::format("sequence {} has {} tokens, the limit is {}", s, len,
                                   limits_.max_sequence_length));

@@ -75,27 +75,16 @@ CudaBackend::InputLayout::InputLayout(size_t tokens, size_t sequences, size_t ma
 Status CudaBackend::CheckBatch(const Batch& batch) const {
   const size_t tokens = batch.num_tokens();
   const size_t sequences = batch.num_sequences();
-  if (batch.token_type_ids.size() != tokens || batch.position_ids.size() != tokens) {
-    return InvalidArgument(
-        fmt::format("batch has {} input ids but {} token type ids and {} position ids", tokens,
-                    batch.token_type_ids.size(), batch.position_ids.size()));
-  }
-  if (batch.normalize.size() != sequences) {
-    return InvalidArgument(fmt::format("batch has {} sequences but {} normalize flags", sequences,
-                                       batch.normalize.size()));
-  }
+  SLUICE_RETURN_IF_ERROR(batch.CheckLayout());
   if (tokens > limits_.max_batch_tokens || sequences > limits_.max_batch_requests) {
     return InvalidArgument(
         fmt::format("batch of {} tokens in {} sequences exceeds the limits ({} tokens, {} "
                     "sequences) given to Warmup()",
                     tokens, sequences, limits_.max_batch_tokens, limits_.max_batch_requests));
   }
-  if (batch.cu_seqlens.front() != 0 || static_cast<size_t>(batch.cu_seqlens.back()) != tokens) {
-    return InvalidArgument(fmt::format("cu_seqlens must run from 0 to {} tokens", tokens));
-  }
   for (size_t i = 0; i < sequences; ++i) {
     const int64_t length = int64_t{batch.cu_seqlens[i + 1]} - batch.cu_seqlens[i];
-    if (length <= 0 || static_cast<size_t>(length) > limits_.max_sequence_length) {
+    if (static_cast<size_t>(length) > limits_.max_sequence_length) {
       return InvalidArgument(fmt::format("sequence {} has {} tokens (must be 1..{})", i, length,
                                          limits_.max_sequence_length));
     }

@@ -41,6 +41,48 @@ TEST(BatchTest, ClearEmptiesForReuse) {
   EXPECT_EQ(batch.max_seqlen, 2);
 }
 
+TEST(BatchTest, CheckLayoutAcceptsWhatAddBuildsAndTheEmptyBatch) {
+  Batch batch;
+  EXPECT_TRUE(batch.CheckLayout().ok());
+  batch.Add({1, 2, 3}, {}, true);
+  batch.Add({4}, {1}, false);
+  EXPECT_TRUE(batch.CheckLayout().ok());
+}
+
+TEST(BatchTest, CheckLayoutNamesEachDisagreement) {
+  Batch good;
+  good.Add({1, 2, 3}, {}, true);
+  good.Add({4, 5}, {}, false);
+  struct Case {
+    const char* what;
+    void (*mutate)(Batch&);
+    const char* message;
+  };
+  const Case cases[] = {
+      {"short type ids", [](Batch& b) { b.token_type_ids.pop_back(); }, "4 token type ids"},
+      {"short position ids", [](Batch& b) { b.position_ids.clear(); }, "0 position ids"},
+      {"missing normalize flag", [](Batch& b) { b.normalize.pop_back(); }, "1 normalize flags"},
+      {"tokens without cu_seqlens",
+       [](Batch& b) {
+         b.cu_seqlens.clear();
+         b.normalize.clear();
+       },
+       "no cu_seqlens"},
+      {"cu_seqlens not from 0", [](Batch& b) { b.cu_seqlens[0] = 1; }, "got 1 to 5"},
+      {"cu_seqlens short of the tokens", [](Batch& b) { b.cu_seqlens.back() = 4; }, "got 0 to 4"},
+      {"empty sequence", [](Batch& b) { b.cu_seqlens[1] = 0; }, "sequence 0 has length 0"},
+      {"decreasing cu_seqlens", [](Batch& b) { b.cu_seqlens[1] = 7; }, "sequence 1 has length -2"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    Batch bad = good;
+    c.mutate(bad);
+    const Status status = bad.CheckLayout();
+    EXPECT_EQ(status.code(), StatusCode::kInvalidArgument) << status.ToString();
+    EXPECT_NE(status.message().find(c.message), std::string::npos) << status.ToString();
+  }
+}
+
 TEST(BatchDeathTest, MisusedAddAborts) {
   Batch batch;
   EXPECT_DEATH(batch.Add({}, {}, false), "empty sequence");
