@@ -11,7 +11,8 @@
 //
 // Usage: gpu_encoder_bench --model DIR [--dtype f16|bf16] [--seqs 1,32,256]
 //                          [--lens 32,128,512] [--seconds S] [--graph-max-tokens N]
-//                          [--tune-candidates N] [--residual-in-gemm 0|1]
+//                          [--tune-candidates N] [--tune-custom 0|1] [--tune-custom-rows N]
+//                          [--residual-in-gemm 0|1]
 //                          [--out-bias-in-ln 0|1] [--qkv-bias-in-attention 0|1]
 //                          [--hopper-attention 0|1]
 //                          [--profile 0|1] [--gemm-sweep N] [--fp8 0|1] [--fp8-fast 0|1]
@@ -199,6 +200,8 @@ int Run(int argc, char** argv) {
     if (flag == "--seconds") seconds = std::atof(value);
     if (flag == "--graph-max-tokens") options.graph_max_tokens = std::strtoul(value, nullptr, 10);
     if (flag == "--tune-candidates") options.gemm_tune_candidates = std::atoi(value);
+    if (flag == "--tune-custom") options.gemm_tune_custom_options = std::atoi(value) != 0;
+    if (flag == "--tune-custom-rows") options.gemm_tune_custom_min_rows = std::atoll(value);
     if (flag == "--fp8") options.fp8_gemms = std::atoi(value) != 0;
     if (flag == "--fp8-fast") options.fp8_fast_accum = std::atoi(value) != 0;
     if (flag == "--residual-in-gemm") options.residual_in_gemm = std::atoi(value) != 0;
@@ -212,6 +215,7 @@ int Run(int argc, char** argv) {
     fmt::print(stderr,
                "usage: gpu_encoder_bench --model DIR [--dtype f16|bf16] [--seqs 1,32,256] "
                "[--lens 32,128,512] [--seconds S] [--graph-max-tokens N] [--tune-candidates N] "
+               "[--tune-custom 0|1] [--tune-custom-rows N] "
                "[--residual-in-gemm 0|1] [--out-bias-in-ln 0|1] [--qkv-bias-in-attention 0|1] "
                "[--hopper-attention 0|1] "
                "[--profile 0|1] [--gemm-sweep N] [--fp8 0|1] [--fp8-fast 0|1]\n");
@@ -296,6 +300,9 @@ int Run(int argc, char** argv) {
                               i == 0 ? "" : ", ", op.op, op.calls, op.ms);
         }
         fmt::print("{}]}}\n", line);
+        for (const std::string& plan : b.gemm().DescribePlans()) {
+          fmt::print(stderr, "plan {}\n", plan);
+        }
         std::fflush(stdout);
       }
       if (sweep > 0) {

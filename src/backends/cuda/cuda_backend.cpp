@@ -99,6 +99,8 @@ StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const EncoderConfig& 
       cudaDeviceGetAttribute(&backend->sm_count_, cudaDevAttrMultiProcessorCount, options.device));
   backend->gemm_->set_autotune(options.autotune_gemms);
   backend->gemm_->set_tune_candidates(options.gemm_tune_candidates);
+  backend->gemm_->set_tune_custom_options(options.gemm_tune_custom_options,
+                                          options.gemm_tune_custom_min_rows);
   for (Slot& slot : backend->slots_) {
     SLUICE_ASSIGN_OR_RETURN(slot.uploaded, CudaEvent::Create(CudaEvent::Kind::kNoTiming));
     SLUICE_ASSIGN_OR_RETURN(slot.done, CudaEvent::Create(CudaEvent::Kind::kNoTiming));

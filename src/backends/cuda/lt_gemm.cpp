@@ -137,12 +137,45 @@ Status LtGemm::Describe(const Key& key, const LinearArgs& args, Plan* plan) cons
   return Status::Ok();
 }
 
-StatusOr<int> LtGemm::Heuristics(const Plan& plan, int count,
-                                 cublasLtMatmulHeuristicResult_t* results) const {
+StatusOr<std::vector<cublasLtMatmulAlgo_t>> LtGemm::Candidates(const Plan& plan, int count,
+                                                               bool custom) const {
+  cublasLtMatmulHeuristicResult_t results[kMaxCandidates]{};
   int found = 0;
   SLUICE_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulAlgoGetHeuristic(
-      handle_, plan.desc, plan.a, plan.b, plan.c, plan.d, preference_, count, results, &found));
-  return found;
+      handle_, plan.desc, plan.a, plan.b, plan.c, plan.d, preference_,
+      std::clamp(count, 1, kMaxCandidates), results, &found));
+  std::vector<cublasLtMatmulAlgo_t> out;
+  const auto add = [&out](const cublasLtMatmulAlgo_t& algo) {
+    for (const cublasLtMatmulAlgo_t& seen : out) {
+      if (std::memcmp(&seen, &algo, sizeof(algo)) == 0) return;
+    }
+    out.push_back(algo);
+  };
+  for (int i = 0; i < found; ++i) add(results[i].algo);
+  if (!custom) return out;
+  for (int i = 0; i < found; ++i) {
+    int32_t max_option = 0;
+    size_t written = 0;
+    if (cublasLtMatmulAlgoCapGetAttribute(&results[i].algo, CUBLASLT_ALGO_CAP_CUSTOM_OPTION_MAX,
+                                          &max_option, sizeof(max_option),
+                                          &written) != CUBLAS_STATUS_SUCCESS) {
+      continue;
+    }
+    for (uint32_t option = 0; option <= static_cast<uint32_t>(std::clamp(max_option, 0, 31));
+         ++option) {
+      cublasLtMatmulAlgo_t algo = results[i].algo;
+      cublasLtMatmulHeuristicResult_t checked{};
+      if (cublasLtMatmulAlgoConfigSetAttribute(&algo, CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION, &option,
+                                               sizeof(option)) != CUBLAS_STATUS_SUCCESS ||
+          cublasLtMatmulAlgoCheck(handle_, plan.desc, plan.a, plan.b, plan.c, plan.d, &algo,
+                                  &checked) != CUBLAS_STATUS_SUCCESS ||
+          checked.workspaceSize > workspace_bytes_) {
+        continue;
+      }
+      add(algo);
+    }
+  }
+  return out;
 }
 
 StatusOr<LtGemm::Plan*> LtGemm::GetPlan(const Key& key, const LinearArgs& args,
@@ -159,52 +192,57 @@ StatusOr<LtGemm::Plan*> LtGemm::GetPlan(const Key& key, const LinearArgs& args,
   // that would add it again each time, so such a shape takes the heuristic's first choice.
   const bool in_place = args.residual != nullptr && args.residual == args.y;
   const bool tune = autotune_ && capture == cudaStreamCaptureStatusNone && !in_place;
-  cublasLtMatmulHeuristicResult_t results[kMaxCandidates]{};
-  SLUICE_ASSIGN_OR_RETURN(const int found, Heuristics(*plan, tune ? tune_candidates_ : 1, results));
-  if (found == 0) {
+  SLUICE_ASSIGN_OR_RETURN(
+      const std::vector<cublasLtMatmulAlgo_t> algos,
+      Candidates(*plan, tune ? tune_candidates_ : 1, tune && TuneCustomFor(key)));
+  if (algos.empty()) {
     return Unimplemented(fmt::format("cuBLASLt has no algorithm for {} [{} x {}] * [{} x {}]^T",
                                      CudaDTypeName(key.dtype), key.rows, key.in_features,
                                      key.out_features, key.in_features));
   }
-  int best = 0;
-  if (tune && found > 1) {
+  size_t best = 0;
+  if (tune && algos.size() > 1) {
     SLUICE_ASSIGN_OR_RETURN(const std::vector<float> ms,
-                            TimeAlgos(*plan, results, found, args, stream, kTuneReps));
-    for (int i = 0; i < found; ++i) {
+                            TimeAlgos(*plan, algos, args, stream, kTuneReps));
+    for (size_t i = 0; i < algos.size(); ++i) {
       if (ms[i] >= 0.0f && (ms[best] < 0.0f || ms[i] < ms[best])) best = i;
     }
   }
-  plan->algo = results[best].algo;
+  plan->algo = algos[best];
   Plan* raw = plan.get();
   plans_.emplace(key, std::move(plan));
   return raw;
 }
 
 StatusOr<std::vector<float>> LtGemm::TimeAlgos(Plan& plan,
-                                               const cublasLtMatmulHeuristicResult_t* results,
-                                               int count, const LinearArgs& args,
-                                               cudaStream_t stream, int reps) {
+                                               const std::vector<cublasLtMatmulAlgo_t>& algos,
+                                               const LinearArgs& args, cudaStream_t stream,
+                                               int reps) {
   SLUICE_ASSIGN_OR_RETURN(CudaEvent start, CudaEvent::Create());
   SLUICE_ASSIGN_OR_RETURN(CudaEvent stop, CudaEvent::Create());
-  std::vector<float> out(static_cast<size_t>(count), -1.0f);
   constexpr int kTrials = 3;
-  for (int i = 0; i < count; ++i) {
-    // A candidate the library lists but cannot run on these operands is skipped.
-    if (!Enqueue(plan, results[i].algo, args, stream).ok()) continue;
-    // Back-to-back calls between two events, so short products are not timed as launch gaps.
-    std::vector<float> trials;
-    for (int t = 0; t < kTrials; ++t) {
+  // A candidate the library lists but cannot run on these operands is left out.
+  std::vector<bool> runs(algos.size());
+  for (size_t i = 0; i < algos.size(); ++i) runs[i] = Enqueue(plan, algos[i], args, stream).ok();
+  std::vector<std::vector<float>> trials(algos.size());
+  for (int t = 0; t < kTrials; ++t) {
+    for (size_t i = 0; i < algos.size(); ++i) {
+      if (!runs[i]) continue;
+      // Back-to-back calls between two events, so short products are not timed as launch gaps.
       SLUICE_RETURN_IF_ERROR(start.Record(stream));
       Status run = Status::Ok();
-      for (int r = 0; r < reps && run.ok(); ++r) run = Enqueue(plan, results[i].algo, args, stream);
+      for (int r = 0; r < reps && run.ok(); ++r) run = Enqueue(plan, algos[i], args, stream);
       SLUICE_RETURN_IF_ERROR(stop.Record(stream));
       SLUICE_ASSIGN_OR_RETURN(float ms, stop.ElapsedMsSince(start));
-      if (!run.ok()) break;
-      trials.push_back(ms / static_cast<float>(reps));
+      runs[i] = run.ok();
+      trials[i].push_back(ms / static_cast<float>(reps));
     }
-    if (static_cast<int>(trials.size()) != kTrials) continue;
-    std::sort(trials.begin(), trials.end());
-    out[static_cast<size_t>(i)] = trials[kTrials / 2];
+  }
+  std::vector<float> out(algos.size(), -1.0f);
+  for (size_t i = 0; i < algos.size(); ++i) {
+    if (!runs[i]) continue;
+    std::sort(trials[i].begin(), trials[i].end());
+    out[i] = trials[i][kTrials / 2];
   }
   return out;
 }
@@ -217,20 +255,48 @@ StatusOr<std::vector<GemmCandidate>> LtGemm::TimeCandidates(const LinearArgs& ar
   SLUICE_ASSIGN_OR_RETURN(Plan * chosen, GetPlan(key, args, stream));
   Plan plan;
   SLUICE_RETURN_IF_ERROR(Describe(key, args, &plan));
-  cublasLtMatmulHeuristicResult_t results[kMaxCandidates]{};
-  SLUICE_ASSIGN_OR_RETURN(const int found,
-                          Heuristics(plan, std::clamp(max_candidates, 1, kMaxCandidates), results));
+  SLUICE_ASSIGN_OR_RETURN(const std::vector<cublasLtMatmulAlgo_t> algos,
+                          Candidates(plan, max_candidates, TuneCustomFor(key)));
   SLUICE_ASSIGN_OR_RETURN(const std::vector<float> ms,
-                          TimeAlgos(plan, results, found, args, stream, std::max(reps, 1)));
+                          TimeAlgos(plan, algos, args, stream, std::max(reps, 1)));
   std::vector<GemmCandidate> out;
-  for (int i = 0; i < found; ++i) {
+  for (size_t i = 0; i < algos.size(); ++i) {
     GemmCandidate c;
-    c.index = i;
-    c.ms = ms[static_cast<size_t>(i)];
-    c.config = DescribeAlgo(results[i].algo);
-    c.chosen = std::memcmp(&results[i].algo, &chosen->algo, sizeof(cublasLtMatmulAlgo_t)) == 0;
+    c.index = static_cast<int>(i);
+    c.ms = ms[i];
+    c.config = DescribeAlgo(algos[i]);
+    c.chosen = std::memcmp(&algos[i], &chosen->algo, sizeof(cublasLtMatmulAlgo_t)) == 0;
     out.push_back(std::move(c));
   }
+  return out;
+}
+
+Status LtGemm::ForEachCandidate(const LinearArgs& args, cudaStream_t stream, int max_candidates,
+                                const std::function<Status(const std::string& config)>& check) {
+  SLUICE_RETURN_IF_ERROR(CheckArgs(args));
+  const Key key = KeyOf(args);
+  Plan plan;
+  SLUICE_RETURN_IF_ERROR(Describe(key, args, &plan));
+  SLUICE_ASSIGN_OR_RETURN(const std::vector<cublasLtMatmulAlgo_t> algos,
+                          Candidates(plan, max_candidates, TuneCustomFor(key)));
+  for (const cublasLtMatmulAlgo_t& algo : algos) {
+    const std::string config = DescribeAlgo(algo);
+    Status run = Enqueue(plan, algo, args, stream);
+    if (!run.ok()) return run.WithContext(config);
+    SLUICE_RETURN_IF_ERROR(check(config));
+  }
+  return Status::Ok();
+}
+
+std::vector<std::string> LtGemm::DescribePlans() const {
+  std::vector<std::string> out;
+  for (const auto& [key, plan] : plans_) {
+    out.push_back(fmt::format("{} {} x {} -> {} epilogue {}{}{}: {}", CudaDTypeName(key.dtype),
+                              key.rows, key.in_features, key.out_features,
+                              static_cast<int>(key.epilogue), key.residual ? " residual" : "",
+                              key.fp8 ? " fp8" : "", DescribeAlgo(plan->algo)));
+  }
+  std::sort(out.begin(), out.end());
   return out;
 }
 

@@ -24,6 +24,7 @@ namespace sluice::cuda {
 namespace {
 
 using testing::DeviceEnv;
+using testing::FromBits;
 using testing::MakeRandom16;
 using testing::RelativeError;
 
@@ -305,10 +306,117 @@ TEST(LtGemmCandidatesTest, TimesTheHeuristicsListAndMarksTheChosenPlan) {
     }
   }
   EXPECT_EQ(chosen, 1);
+  // Custom-option variants join the list only for shapes of at least the rows asked for.
+  gemm->set_tune_custom_options(true, args.rows + 1);
+  auto same = gemm->TimeCandidates(args, env.stream(), 6, 2);
+  ASSERT_TRUE(same.ok()) << same.status().ToString();
+  EXPECT_EQ(same->size(), found->size());
+  gemm->set_tune_custom_options(true, args.rows);
+  auto wider = gemm->TimeCandidates(args, env.stream(), 6, 2);
+  ASSERT_TRUE(wider.ok()) << wider.status().ToString();
+  EXPECT_GE(wider->size(), found->size());
   args.rows = 0;
   EXPECT_EQ(gemm->TimeCandidates(args, env.stream(), 4, 2).status().code(),
             StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      gemm->ForEachCandidate(args, env.stream(), 4, [](const std::string&) { return Status::Ok(); })
+          .code(),
+      StatusCode::kInvalidArgument);
 }
+
+// Every algorithm autotuning may pick, custom-option variants included, at a batch-256 shape:
+// each one writes every output (poisoned again before each) and matches the reference on a
+// sample of rows.
+class LtGemmEveryCandidateTest : public ::testing::TestWithParam<GemmParam> {};
+
+TEST_P(LtGemmEveryCandidateTest, MatchesReference) {
+  SLUICE_SKIP_WITHOUT_GPU();
+  const auto [shape, epilogue, dtype] = GetParam();
+  const uint32_t seed = testing::FreshSeed();
+  SCOPED_TRACE(fmt::format("seed {}", seed));
+  std::mt19937 rng(seed);
+  const size_t n = size_t(shape.rows) * shape.out;
+  const auto x = MakeRandom16(size_t(shape.rows) * shape.in, dtype, rng);
+  const auto w = MakeRandom16(size_t(shape.out) * shape.in, dtype, rng, -0.1f, 0.1f);
+  const auto bias = MakeRandom16(shape.out, dtype, rng);
+  std::vector<int> rows;
+  for (int i = 0; i < 24; ++i) rows.push_back(static_cast<int>(rng() % shape.rows));
+  rows.push_back(0);
+  rows.push_back(shape.rows - 1);
+  std::vector<double> ref;
+  for (int r : rows) {
+    for (int o = 0; o < shape.out; ++o) {
+      double acc = epilogue == GemmEpilogue::kNone ? 0.0 : bias.values[o];
+      for (int k = 0; k < shape.in; ++k) {
+        acc += x.values[size_t(r) * shape.in + k] * w.values[size_t(o) * shape.in + k];
+      }
+      if (epilogue == GemmEpilogue::kBiasGelu) {
+        acc = 0.5 * acc * (1 + std::tanh(0.7978845608028654 * (acc + 0.044715 * acc * acc * acc)));
+      }
+      ref.push_back(acc);
+    }
+  }
+
+  DeviceEnv env;
+  TestGemm gemm(env, 32 << 20);
+  ASSERT_TRUE(gemm.status().ok()) << gemm.status().ToString();
+  gemm->set_tune_custom_options(true);
+  LinearArgs args;
+  args.dtype = dtype;
+  args.rows = shape.rows;
+  args.in_features = shape.in;
+  args.out_features = shape.out;
+  args.x = env.Upload(x.bits);
+  args.w = env.Upload(w.bits);
+  args.bias = epilogue == GemmEpilogue::kNone ? nullptr : env.Upload(bias.bits);
+  args.y = env.Poisoned(n * 2);
+  args.epilogue = epilogue;
+  int checked = 0;
+  const Status s =
+      gemm->ForEachCandidate(args, env.stream(), 8, [&](const std::string& config) -> Status {
+        SCOPED_TRACE(config);
+        ++checked;
+        const auto bits = env.Download<uint16_t>(args.y, n);
+        const uint16_t exponent = dtype == CudaDType::kF16 ? 0x7C00 : 0x7F80;
+        size_t unwritten = 0;
+        for (uint16_t b : bits) unwritten += (b & exponent) == exponent ? 1 : 0;
+        EXPECT_EQ(unwritten, 0u);
+        std::vector<double> got;
+        for (int r : rows) {
+          for (int o = 0; o < shape.out; ++o) {
+            got.push_back(FromBits(bits[size_t(r) * shape.out + o], dtype));
+          }
+        }
+        EXPECT_LT(RelativeError(got, ref), Tolerance(dtype));
+        if (cudaMemsetAsync(args.y, 0xFF, n * 2, env.stream()) != cudaSuccess) {
+          return Internal("memset");
+        }
+        return Status::Ok();
+      });
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  // The custom options add to the heuristic's own candidates.
+  gemm->set_tune_custom_options(false);
+  int heuristic = 0;
+  ASSERT_TRUE(gemm->ForEachCandidate(args, env.stream(), 8,
+                                     [&](const std::string&) {
+                                       ++heuristic;
+                                       return Status::Ok();
+                                     })
+                  .ok());
+  EXPECT_GT(heuristic, 0);
+  EXPECT_GE(checked, heuristic);
+  RecordProperty("candidates", checked);
+  RecordProperty("heuristic_candidates", heuristic);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, LtGemmEveryCandidateTest,
+    ::testing::Values(
+        GemmParam{GemmCase{8192, 768, 3072}, GemmEpilogue::kBiasGelu, CudaDType::kF16},
+        GemmParam{GemmCase{8192, 768, 3072}, GemmEpilogue::kBiasGelu, CudaDType::kBF16},
+        GemmParam{GemmCase{8192, 3072, 768}, GemmEpilogue::kNone, CudaDType::kF16},
+        GemmParam{GemmCase{8192, 768, 2304}, GemmEpilogue::kNone, CudaDType::kF16}),
+    GemmName);
 
 TEST(LtGemmBadInputTest, RejectsEmptyShapesAndMissingOperands) {
   SLUICE_SKIP_WITHOUT_GPU();
