@@ -262,10 +262,13 @@ Status CudaBackend::Warmup(const BatchLimits& limits) {
   SLUICE_RETURN_IF_ERROR(
       RecordFailure(CudaStatus(cudaSetDevice(options_.device), "cudaSetDevice")));
   warmed_up_ = false;
+  gemm_->set_reuse_tuning(false);
   SLUICE_RETURN_IF_ERROR(RecordFailure(AllocateWorkspaces(limits)));
   limits_ = limits;
   warmed_up_ = true;
   SLUICE_RETURN_IF_ERROR(RecordFailure(CaptureGraphs()));
+  SLUICE_RETURN_IF_ERROR(RecordFailure(TuneEagerShapes()));
+  gemm_->set_reuse_tuning(true);
 
   // One full-length sequence through the public path: loads what the buckets did not.
   const int32_t length =
@@ -284,29 +287,58 @@ Status CudaBackend::Warmup(const BatchLimits& limits) {
   return Embed(batch, &out);
 }
 
+Batch CudaBackend::FullBatch(int tokens, int sequences) const {
+  const int32_t id = config_.pad_token_id >= 0 && config_.pad_token_id < config_.vocab_size
+                         ? config_.pad_token_id
+                         : 0;
+  const int length = static_cast<int>(std::min<size_t>(limits_.max_sequence_length, tokens));
+  Batch batch;
+  batch.cu_seqlens = {0};
+  while (batch.cu_seqlens.back() < tokens && static_cast<int>(batch.num_sequences()) < sequences) {
+    const int n = std::min(length, tokens - batch.cu_seqlens.back());
+    for (int i = 0; i < n; ++i) batch.position_ids.push_back(i);
+    batch.cu_seqlens.push_back(batch.cu_seqlens.back() + n);
+    batch.normalize.push_back(1);
+  }
+  batch.max_seqlen = length;
+  batch.input_ids.assign(batch.position_ids.size(), id);
+  batch.token_type_ids.assign(batch.position_ids.size(), 0);
+  return batch;
+}
+
+Status CudaBackend::TuneEagerShapes() {
+  const int graph_max = buckets_.empty() ? 0 : buckets_.back().shape.tokens;
+  const int max_tokens = static_cast<int>(limits_.max_batch_tokens);
+  const int max_sequences = static_cast<int>(limits_.max_batch_requests);
+  auto* host = static_cast<std::byte*>(slots_[0].host_in.data());
+  const cudaStream_t stream = stream_.get();
+  // One eager pass per power-of-two class of token counts above the graphs, the last one at
+  // the largest batch: each class's GEMMs are timed here, not in the first batch that needs
+  // them.
+  for (int64_t tokens = 1; tokens < max_tokens;) {
+    tokens = std::min<int64_t>(tokens * 2, max_tokens);
+    if (tokens <= graph_max) continue;
+    const Batch batch = FullBatch(static_cast<int>(tokens), max_sequences);
+    const CudaGraphExec* graph = nullptr;
+    const ForwardShape shape = ShapeFor(batch, &graph);
+    if (graph != nullptr) continue;
+    SLUICE_RETURN_IF_ERROR(Pack(batch, shape, host));
+    SLUICE_CUDA_RETURN_IF_ERROR(
+        cudaMemcpyAsync(inputs_, host, shape.layout.bytes, cudaMemcpyHostToDevice, stream));
+    SLUICE_RETURN_IF_ERROR(EnqueueForward(shape, stream));
+    SLUICE_RETURN_IF_ERROR(stream_.Synchronize());
+  }
+  return Status::Ok();
+}
+
 Status CudaBackend::CaptureGraphs() {
   SLUICE_CUDA_RETURN_IF_ERROR(cudaSetDevice(options_.device));
   const cudaStream_t stream = stream_.get();
   auto* host = static_cast<std::byte*>(slots_[0].host_in.data());
-  const int32_t id = config_.pad_token_id >= 0 && config_.pad_token_id < config_.vocab_size
-                         ? config_.pad_token_id
-                         : 0;
   for (Bucket& bucket : buckets_) {
     // A full bucket of the longest sequences allowed: every kernel and GEMM shape it will use.
     const ForwardShape& shape = bucket.shape;
-    Batch batch;
-    const int length =
-        static_cast<int>(std::min<size_t>(limits_.max_sequence_length, shape.tokens));
-    batch.cu_seqlens = {0};
-    while (batch.cu_seqlens.back() < shape.tokens &&
-           static_cast<int>(batch.num_sequences()) < shape.sequences) {
-      const int n = std::min(length, shape.tokens - batch.cu_seqlens.back());
-      for (int i = 0; i < n; ++i) batch.position_ids.push_back(i);
-      batch.cu_seqlens.push_back(batch.cu_seqlens.back() + n);
-      batch.normalize.push_back(1);
-    }
-    batch.input_ids.assign(batch.position_ids.size(), id);
-    batch.token_type_ids.assign(batch.position_ids.size(), 0);
+    const Batch batch = FullBatch(shape.tokens, shape.sequences);
     SLUICE_RETURN_IF_ERROR(Pack(batch, shape, host));
     SLUICE_CUDA_RETURN_IF_ERROR(
         cudaMemcpyAsync(inputs_, host, shape.layout.bytes, cudaMemcpyHostToDevice, stream));

@@ -176,6 +176,12 @@ class CudaBackend final : public Backend {
   Status EnqueueForward(const ForwardShape& shape, cudaStream_t stream, OpMarks* marks = nullptr);
   // Runs every graph bucket once eagerly (planning and tuning its GEMMs), then captures it.
   Status CaptureGraphs();
+  // Runs one eager pass per power-of-two class of token counts above the graph buckets (the
+  // last at max_batch_tokens), so that their GEMMs are tuned at warm-up; later eager shapes
+  // reuse their class's algorithms (LtGemm::set_reuse_tuning).
+  Status TuneEagerShapes();
+  // Sequences of the longest length allowed, `tokens` in all or `sequences` of them.
+  Batch FullBatch(int tokens, int sequences) const;
   Status SubmitChecked(const Batch& batch, uint64_t* ticket);
   Status CollectChecked(uint64_t ticket, std::vector<float>* out);
   // Device failures make the backend unhealthy for good; its context may be unusable.

@@ -192,6 +192,19 @@ StatusOr<LtGemm::Plan*> LtGemm::GetPlan(const Key& key, const LinearArgs& args,
   // that would add it again each time, so such a shape takes the heuristic's first choice.
   const bool in_place = args.residual != nullptr && args.residual == args.y;
   const bool tune = autotune_ && capture == cudaStreamCaptureStatusNone && !in_place;
+  if (tune && reuse_tuning_) {
+    auto tuned = tuned_.find(ClassOf(key));
+    cublasLtMatmulHeuristicResult_t checked{};
+    if (tuned != tuned_.end() &&
+        cublasLtMatmulAlgoCheck(handle_, plan->desc, plan->a, plan->b, plan->c, plan->d,
+                                &tuned->second, &checked) == CUBLAS_STATUS_SUCCESS &&
+        checked.workspaceSize <= workspace_bytes_) {
+      plan->algo = tuned->second;
+      Plan* raw = plan.get();
+      plans_.emplace(key, std::move(plan));
+      return raw;
+    }
+  }
   SLUICE_ASSIGN_OR_RETURN(
       const std::vector<cublasLtMatmulAlgo_t> algos,
       Candidates(*plan, tune ? tune_candidates_ : 1, tune && TuneCustomFor(key)));
@@ -207,6 +220,10 @@ StatusOr<LtGemm::Plan*> LtGemm::GetPlan(const Key& key, const LinearArgs& args,
     for (size_t i = 0; i < algos.size(); ++i) {
       if (ms[i] >= 0.0f && (ms[best] < 0.0f || ms[i] < ms[best])) best = i;
     }
+  }
+  if (tune) {
+    ++tuned_shapes_;
+    tuned_[ClassOf(key)] = algos[best];
   }
   plan->algo = algos[best];
   Plan* raw = plan.get();
@@ -348,6 +365,13 @@ Status LtGemm::CheckArgs(const LinearArgs& args) {
                     args.in_features, args.out_features));
   }
   return Status::Ok();
+}
+
+LtGemm::Key LtGemm::ClassOf(Key key) {
+  int64_t rows = 1;
+  while (rows < key.rows) rows *= 2;
+  key.rows = rows;
+  return key;
 }
 
 LtGemm::Key LtGemm::KeyOf(const LinearArgs& args) {

@@ -100,6 +100,15 @@ class LtGemm {
     tune_custom_ = on;
     tune_custom_min_rows_ = min_rows;
   }
+  // Once on, a shape seen for the first time takes, without timing, the algorithm autotuning
+  // chose for a shape that differs only in rows, with its row count rounding up to the same
+  // power of two, when cublasLtMatmulAlgoCheck accepts it for the new rows. The backend turns
+  // it on after warm-up, so that eager passes of new token counts (every multiple of 256
+  // above the graph buckets) do not stop to time tens of algorithms each.
+  void set_reuse_tuning(bool on) { reuse_tuning_ = on; }
+  // Shapes planned by autotuning so far (their candidates timed, each a dozen times, when the
+  // heuristic offers more than one); not those that reused a class's choice.
+  size_t tuned_shapes() const { return tuned_shapes_; }
   static constexpr int kMaxCandidates = 64;
 
   // Benchmarking: times the algorithms autotuning would weigh for `args`'s shape with up to
@@ -146,6 +155,8 @@ class LtGemm {
   StatusOr<Plan*> GetPlan(const Key& key, const LinearArgs& args, cudaStream_t stream);
   static Status CheckArgs(const LinearArgs& args);
   static Key KeyOf(const LinearArgs& args);
+  // `key` with its rows rounded up to a power of two: the class whose tuning a shape may reuse.
+  static Key ClassOf(Key key);
   bool TuneCustomFor(const Key& key) const {
     return tune_custom_ && key.rows >= tune_custom_min_rows_;
   }
@@ -176,6 +187,10 @@ class LtGemm {
   int64_t tune_custom_min_rows_ = 0;
   cublasLtMatmulPreference_t preference_ = nullptr;
   std::unordered_map<Key, std::unique_ptr<Plan>, KeyHash> plans_;
+  bool reuse_tuning_ = false;
+  size_t tuned_shapes_ = 0;
+  // The algorithm autotuning last chose in each class (ClassOf).
+  std::unordered_map<Key, cublasLtMatmulAlgo_t, KeyHash> tuned_;
 };
 
 }  // namespace sluice::cuda

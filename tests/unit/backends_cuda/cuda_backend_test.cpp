@@ -722,6 +722,49 @@ TEST(CudaBackendGraphTest, GraphReplayMatchesEagerForEveryBucketBoundary) {
   EXPECT_GT((*graphs)->last_forward_ms(), 0.0f);
 }
 
+// Eager passes (above the graph buckets) run on token counts padded to multiples of 256; their
+// GEMMs are tuned at warm-up once per power-of-two class, and a new count in a tuned class
+// takes the class's algorithms without timing any.
+TEST(CudaBackendWarmupTest, TunesEagerClassesAtWarmupAndLaterBatchesReuseThem) {
+  SLUICE_SKIP_WITHOUT_GPU();
+  const EncoderConfig config = BertLike();
+  const uint32_t seed = testing::FreshSeed();
+  SCOPED_TRACE(fmt::format("seed {}", seed));
+  RandomModel model(config, DType::kF32, seed);
+  CudaBackendOptions options;
+  options.graph_max_tokens = 128;
+  CudaBackendOptions untuned;
+  untuned.graph_max_tokens = 0;
+  untuned.autotune_gemms = false;
+  auto tuned = CudaBackend::Create(config, model.weights(), Pooling::kMean, options);
+  auto plain = CudaBackend::Create(config, model.weights(), Pooling::kMean, untuned);
+  ASSERT_TRUE(tuned.ok() && plain.ok());
+  BatchLimits limits = SmallLimits();
+  limits.max_batch_tokens = 1024;
+  ASSERT_TRUE((*tuned)->Warmup(limits).ok());
+  ASSERT_TRUE((*plain)->Warmup(limits).ok());
+  const size_t after_warmup = (*tuned)->gemm().tuned_shapes();
+  // Four GEMM shapes for each bucket (64-128 tokens) and each eager class (256, 512, 1024).
+  EXPECT_GE(after_warmup, 4u * 6u);
+
+  std::mt19937 rng(seed);
+  // 600 and 900 tokens: padded to 768 and 1024; 200: 256.
+  for (const std::vector<int>& lengths :
+       {std::vector<int>(10, 60), std::vector<int>(15, 60), std::vector<int>{70, 70, 60}}) {
+    const Batch batch = MakeBatch(config, lengths, rng);
+    std::vector<float> got, want;
+    const Status s = (*tuned)->Embed(batch, &got);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    ASSERT_TRUE((*plain)->Embed(batch, &want).ok());
+    ASSERT_EQ(got.size(), want.size());
+    EXPECT_LT(RelativeError(std::vector<double>(got.begin(), got.end()),
+                            std::vector<double>(want.begin(), want.end())),
+              2e-3);
+  }
+  EXPECT_EQ((*tuned)->gemm().tuned_shapes(), after_warmup);
+  EXPECT_EQ((*plain)->gemm().tuned_shapes(), 0u);
+}
+
 TEST(CudaBackendProfileTest, TimesEveryKindOfOpOnce) {
   SLUICE_SKIP_WITHOUT_GPU();
   const EncoderConfig config = BertLike();

@@ -418,6 +418,58 @@ INSTANTIATE_TEST_SUITE_P(
         GemmParam{GemmCase{8192, 768, 2304}, GemmEpilogue::kNone, CudaDType::kF16}),
     GemmName);
 
+// With reuse on, new rows in a tuned power-of-two class take its algorithm untimed.
+TEST(LtGemmReuseTuningTest, NewRowsInATunedClassAreNotTimedAndStayCorrect) {
+  SLUICE_SKIP_WITHOUT_GPU();
+  const uint32_t seed = testing::FreshSeed();
+  SCOPED_TRACE(fmt::format("seed {}", seed));
+  std::mt19937 rng(seed);
+  const int in = 384, out = 1536, max_rows = 600;
+  const auto x = MakeRandom16(size_t(max_rows) * in, CudaDType::kF16, rng);
+  const auto w = MakeRandom16(size_t(out) * in, CudaDType::kF16, rng, -0.1f, 0.1f);
+  const auto bias = MakeRandom16(out, CudaDType::kF16, rng);
+  DeviceEnv env;
+  TestGemm gemm(env, 32 << 20);
+  ASSERT_TRUE(gemm.status().ok()) << gemm.status().ToString();
+  gemm->set_autotune(true);
+  LinearArgs args;
+  args.in_features = in;
+  args.out_features = out;
+  args.x = env.Upload(x.bits);
+  args.w = env.Upload(w.bits);
+  args.bias = env.Upload(bias.bits);
+  args.y = env.Poisoned(size_t(max_rows) * out * 2);
+  args.epilogue = GemmEpilogue::kBiasGelu;
+  const auto run = [&](int rows) {
+    args.rows = rows;
+    const Status s = gemm->Linear(args, env.stream());
+    EXPECT_TRUE(s.ok()) << s.ToString();
+  };
+  run(300);  // class 512, timed
+  EXPECT_EQ(gemm->tuned_shapes(), 1u);
+  gemm->set_reuse_tuning(true);
+  run(260);  // class 512: reused
+  EXPECT_EQ(gemm->tuned_shapes(), 1u);
+  EXPECT_EQ(gemm->cached_plans(), 2u);
+  const auto y = env.Download16(args.y, size_t(260) * out, CudaDType::kF16);
+  std::vector<double> ref(size_t(260) * out);
+  for (int r = 0; r < 260; ++r) {
+    for (int o = 0; o < out; ++o) {
+      double acc = bias.values[o];
+      for (int k = 0; k < in; ++k)
+        acc += x.values[size_t(r) * in + k] * w.values[size_t(o) * in + k];
+      ref[size_t(r) * out + o] =
+          0.5 * acc * (1 + std::tanh(0.7978845608028654 * (acc + 0.044715 * acc * acc * acc)));
+    }
+  }
+  EXPECT_LT(RelativeError(y, ref), Tolerance(CudaDType::kF16));
+  run(600);  // class 1024, not tuned yet: timed
+  EXPECT_EQ(gemm->tuned_shapes(), 2u);
+  gemm->set_reuse_tuning(false);
+  run(290);  // class 512 again, but without reuse every new shape is timed
+  EXPECT_EQ(gemm->tuned_shapes(), 3u);
+}
+
 TEST(LtGemmBadInputTest, RejectsEmptyShapesAndMissingOperands) {
   SLUICE_SKIP_WITHOUT_GPU();
   DeviceEnv env;
