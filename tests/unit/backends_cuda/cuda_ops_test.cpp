@@ -146,6 +146,36 @@ struct GemmCase {
 
 using GemmParam = std::tuple<GemmCase, GemmEpilogue, CudaDType>;
 
+// cuBLASLt's GELU (the tanh approximation) in double precision.
+double GeluTanh(double v) {
+  return 0.5 * v * (1 + std::tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
+}
+
+// Rows `rows` of X W^T (+ bias, then the activation) in double precision, row after row.
+std::vector<double> ReferenceLinear(const testing::Random16& x, const testing::Random16& w,
+                                    const testing::Random16& bias, GemmEpilogue epilogue, int in,
+                                    int out, const std::vector<int>& rows) {
+  std::vector<double> ref;
+  ref.reserve(rows.size() * size_t(out));
+  for (int r : rows) {
+    for (int o = 0; o < out; ++o) {
+      double acc = epilogue == GemmEpilogue::kNone ? 0.0 : bias.values[o];
+      for (int k = 0; k < in; ++k)
+        acc += x.values[size_t(r) * in + k] * w.values[size_t(o) * in + k];
+      if (epilogue == GemmEpilogue::kBiasGelu) acc = GeluTanh(acc);
+      if (epilogue == GemmEpilogue::kBiasRelu) acc = std::max(acc, 0.0);
+      ref.push_back(acc);
+    }
+  }
+  return ref;
+}
+
+std::vector<int> FirstRows(int n) {
+  std::vector<int> rows(static_cast<size_t>(n));
+  for (int r = 0; r < n; ++r) rows[static_cast<size_t>(r)] = r;
+  return rows;
+}
+
 class LtGemmTest : public ::testing::TestWithParam<GemmParam> {};
 
 TEST_P(LtGemmTest, MatchesReference) {
@@ -177,21 +207,8 @@ TEST_P(LtGemmTest, MatchesReference) {
   EXPECT_EQ(gemm->cached_plans(), 1u);
   const auto y = env.Download16(args.y, size_t(shape.rows) * shape.out, dtype);
 
-  std::vector<double> ref(size_t(shape.rows) * shape.out);
-  for (int r = 0; r < shape.rows; ++r) {
-    for (int o = 0; o < shape.out; ++o) {
-      double acc = epilogue == GemmEpilogue::kNone ? 0.0 : bias.values[o];
-      for (int k = 0; k < shape.in; ++k) {
-        acc += x.values[size_t(r) * shape.in + k] * w.values[size_t(o) * shape.in + k];
-      }
-      if (epilogue == GemmEpilogue::kBiasGelu) {
-        acc = 0.5 * acc * (1 + std::tanh(0.7978845608028654 * (acc + 0.044715 * acc * acc * acc)));
-      } else if (epilogue == GemmEpilogue::kBiasRelu) {
-        acc = std::max(acc, 0.0);
-      }
-      ref[size_t(r) * shape.out + o] = acc;
-    }
-  }
+  const std::vector<double> ref =
+      ReferenceLinear(x, w, bias, epilogue, shape.in, shape.out, FirstRows(shape.rows));
   EXPECT_LT(RelativeError(y, ref), Tolerance(dtype));
 }
 
@@ -343,19 +360,7 @@ TEST_P(LtGemmEveryCandidateTest, MatchesReference) {
   for (int i = 0; i < 24; ++i) rows.push_back(static_cast<int>(rng() % shape.rows));
   rows.push_back(0);
   rows.push_back(shape.rows - 1);
-  std::vector<double> ref;
-  for (int r : rows) {
-    for (int o = 0; o < shape.out; ++o) {
-      double acc = epilogue == GemmEpilogue::kNone ? 0.0 : bias.values[o];
-      for (int k = 0; k < shape.in; ++k) {
-        acc += x.values[size_t(r) * shape.in + k] * w.values[size_t(o) * shape.in + k];
-      }
-      if (epilogue == GemmEpilogue::kBiasGelu) {
-        acc = 0.5 * acc * (1 + std::tanh(0.7978845608028654 * (acc + 0.044715 * acc * acc * acc)));
-      }
-      ref.push_back(acc);
-    }
-  }
+  const std::vector<double> ref = ReferenceLinear(x, w, bias, epilogue, shape.in, shape.out, rows);
 
   DeviceEnv env;
   TestGemm gemm(env, 32 << 20);
@@ -452,16 +457,8 @@ TEST(LtGemmReuseTuningTest, NewRowsInATunedClassAreNotTimedAndStayCorrect) {
   EXPECT_EQ(gemm->tuned_shapes(), 1u);
   EXPECT_EQ(gemm->cached_plans(), 2u);
   const auto y = env.Download16(args.y, size_t(260) * out, CudaDType::kF16);
-  std::vector<double> ref(size_t(260) * out);
-  for (int r = 0; r < 260; ++r) {
-    for (int o = 0; o < out; ++o) {
-      double acc = bias.values[o];
-      for (int k = 0; k < in; ++k)
-        acc += x.values[size_t(r) * in + k] * w.values[size_t(o) * in + k];
-      ref[size_t(r) * out + o] =
-          0.5 * acc * (1 + std::tanh(0.7978845608028654 * (acc + 0.044715 * acc * acc * acc)));
-    }
-  }
+  const std::vector<double> ref =
+      ReferenceLinear(x, w, bias, GemmEpilogue::kBiasGelu, in, out, FirstRows(260));
   EXPECT_LT(RelativeError(y, ref), Tolerance(CudaDType::kF16));
   run(600);  // class 1024, not tuned yet: timed
   EXPECT_EQ(gemm->tuned_shapes(), 2u);
@@ -659,7 +656,7 @@ TEST_P(LtGemmFp8Test, MatchesReferenceOnTheQuantizedOperands) {
       }
       acc = acc * s + (epilogue == GemmEpilogue::kNone ? 0.0 : bias.values[o]);
       if (epilogue == GemmEpilogue::kBiasGelu) {
-        acc = 0.5 * acc * (1 + std::tanh(0.7978845608028654 * (acc + 0.044715 * acc * acc * acc)));
+        acc = GeluTanh(acc);
       }
       ref[size_t(r) * shape.out + o] = acc;
     }
