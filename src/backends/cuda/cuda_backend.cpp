@@ -271,18 +271,8 @@ Status CudaBackend::Warmup(const BatchLimits& limits) {
   gemm_->set_reuse_tuning(true);
 
   // One full-length sequence through the public path: loads what the buckets did not.
-  const int32_t length =
-      static_cast<int32_t>(std::min(limits.max_sequence_length, limits.max_batch_tokens));
-  Batch batch;
-  const int32_t id = config_.pad_token_id >= 0 && config_.pad_token_id < config_.vocab_size
-                         ? config_.pad_token_id
-                         : 0;
-  batch.input_ids.assign(static_cast<size_t>(length), id);
-  batch.token_type_ids.assign(static_cast<size_t>(length), 0);
-  for (int32_t i = 0; i < length; ++i) batch.position_ids.push_back(i);
-  batch.cu_seqlens = {0, length};
-  batch.max_seqlen = length;
-  batch.normalize = {1};
+  const Batch batch =
+      FullBatch(static_cast<int>(std::min(limits.max_sequence_length, limits.max_batch_tokens)), 1);
   std::vector<float> out;
   return Embed(batch, &out);
 }
@@ -310,8 +300,6 @@ Status CudaBackend::TuneEagerShapes() {
   const int graph_max = buckets_.empty() ? 0 : buckets_.back().shape.tokens;
   const int max_tokens = static_cast<int>(limits_.max_batch_tokens);
   const int max_sequences = static_cast<int>(limits_.max_batch_requests);
-  auto* host = static_cast<std::byte*>(slots_[0].host_in.data());
-  const cudaStream_t stream = stream_.get();
   // One eager pass per power-of-two class of token counts above the graphs, the last one at
   // the largest batch: each class's GEMMs are timed here, not in the first batch that needs
   // them.
@@ -322,26 +310,28 @@ Status CudaBackend::TuneEagerShapes() {
     const CudaGraphExec* graph = nullptr;
     const ForwardShape shape = ShapeFor(batch, &graph);
     if (graph != nullptr) continue;
-    SLUICE_RETURN_IF_ERROR(Pack(batch, shape, host));
-    SLUICE_CUDA_RETURN_IF_ERROR(
-        cudaMemcpyAsync(inputs_, host, shape.layout.bytes, cudaMemcpyHostToDevice, stream));
-    SLUICE_RETURN_IF_ERROR(EnqueueForward(shape, stream));
+    SLUICE_RETURN_IF_ERROR(StageInputs(batch, shape));
+    SLUICE_RETURN_IF_ERROR(EnqueueForward(shape, stream_.get()));
     SLUICE_RETURN_IF_ERROR(stream_.Synchronize());
   }
+  return Status::Ok();
+}
+
+Status CudaBackend::StageInputs(const Batch& batch, const ForwardShape& shape) {
+  auto* host = static_cast<std::byte*>(slots_[0].host_in.data());
+  SLUICE_RETURN_IF_ERROR(Pack(batch, shape, host));
+  SLUICE_CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(inputs_, host, shape.layout.bytes, cudaMemcpyHostToDevice, stream_.get()));
   return Status::Ok();
 }
 
 Status CudaBackend::CaptureGraphs() {
   SLUICE_CUDA_RETURN_IF_ERROR(cudaSetDevice(options_.device));
   const cudaStream_t stream = stream_.get();
-  auto* host = static_cast<std::byte*>(slots_[0].host_in.data());
   for (Bucket& bucket : buckets_) {
     // A full bucket of the longest sequences allowed: every kernel and GEMM shape it will use.
     const ForwardShape& shape = bucket.shape;
-    const Batch batch = FullBatch(shape.tokens, shape.sequences);
-    SLUICE_RETURN_IF_ERROR(Pack(batch, shape, host));
-    SLUICE_CUDA_RETURN_IF_ERROR(
-        cudaMemcpyAsync(inputs_, host, shape.layout.bytes, cudaMemcpyHostToDevice, stream));
+    SLUICE_RETURN_IF_ERROR(StageInputs(FullBatch(shape.tokens, shape.sequences), shape));
     SLUICE_RETURN_IF_ERROR(EnqueueForward(shape, stream));
     SLUICE_RETURN_IF_ERROR(stream_.Synchronize());
     SLUICE_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed));
@@ -456,11 +446,8 @@ StatusOr<std::vector<OpTime>> CudaBackend::ProfileForward(const Batch& batch, in
   SLUICE_RETURN_IF_ERROR(CheckBatch(batch));
   const CudaGraphExec* graph = nullptr;
   const ForwardShape shape = ShapeFor(batch, &graph);
-  auto* host = static_cast<std::byte*>(slots_[0].host_in.data());
-  SLUICE_RETURN_IF_ERROR(Pack(batch, shape, host));
+  SLUICE_RETURN_IF_ERROR(StageInputs(batch, shape));
   const cudaStream_t stream = stream_.get();
-  SLUICE_CUDA_RETURN_IF_ERROR(
-      cudaMemcpyAsync(inputs_, host, shape.layout.bytes, cudaMemcpyHostToDevice, stream));
   SLUICE_RETURN_IF_ERROR(RecordFailure(EnqueueForward(shape, stream)));
 
   std::vector<std::string> order;

@@ -174,6 +174,9 @@ class CudaBackend final : public Backend {
   // Enqueues the forward pass over the inputs at `shape` in inputs_, pooled vectors to pooled_;
   // marks each op in `marks` when given.
   Status EnqueueForward(const ForwardShape& shape, cudaStream_t stream, OpMarks* marks = nullptr);
+  // Packs `batch` at `shape` into slot 0's pinned buffer and copies it to the fixed input
+  // address on the compute stream (warm-up and profiling, with no batch in flight).
+  Status StageInputs(const Batch& batch, const ForwardShape& shape);
   // Runs every graph bucket once eagerly (planning and tuning its GEMMs), then captures it.
   Status CaptureGraphs();
   // Runs one eager pass per power-of-two class of token counts above the graph buckets (the

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <functional>
 
@@ -137,6 +138,13 @@ Status LtGemm::Describe(const Key& key, const LinearArgs& args, Plan* plan) cons
   return Status::Ok();
 }
 
+bool LtGemm::Fits(const Plan& plan, const cublasLtMatmulAlgo_t& algo) const {
+  cublasLtMatmulHeuristicResult_t checked{};
+  return cublasLtMatmulAlgoCheck(handle_, plan.desc, plan.a, plan.b, plan.c, plan.d, &algo,
+                                 &checked) == CUBLAS_STATUS_SUCCESS &&
+         checked.workspaceSize <= workspace_bytes_;
+}
+
 StatusOr<std::vector<cublasLtMatmulAlgo_t>> LtGemm::Candidates(const Plan& plan, int count,
                                                                bool custom) const {
   cublasLtMatmulHeuristicResult_t results[kMaxCandidates]{};
@@ -164,15 +172,11 @@ StatusOr<std::vector<cublasLtMatmulAlgo_t>> LtGemm::Candidates(const Plan& plan,
     for (uint32_t option = 0; option <= static_cast<uint32_t>(std::clamp(max_option, 0, 31));
          ++option) {
       cublasLtMatmulAlgo_t algo = results[i].algo;
-      cublasLtMatmulHeuristicResult_t checked{};
       if (cublasLtMatmulAlgoConfigSetAttribute(&algo, CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION, &option,
-                                               sizeof(option)) != CUBLAS_STATUS_SUCCESS ||
-          cublasLtMatmulAlgoCheck(handle_, plan.desc, plan.a, plan.b, plan.c, plan.d, &algo,
-                                  &checked) != CUBLAS_STATUS_SUCCESS ||
-          checked.workspaceSize > workspace_bytes_) {
-        continue;
+                                               sizeof(option)) == CUBLAS_STATUS_SUCCESS &&
+          Fits(plan, algo)) {
+        add(algo);
       }
-      add(algo);
     }
   }
   return out;
@@ -192,40 +196,32 @@ StatusOr<LtGemm::Plan*> LtGemm::GetPlan(const Key& key, const LinearArgs& args,
   // that would add it again each time, so such a shape takes the heuristic's first choice.
   const bool in_place = args.residual != nullptr && args.residual == args.y;
   const bool tune = autotune_ && capture == cudaStreamCaptureStatusNone && !in_place;
-  if (tune && reuse_tuning_) {
-    auto tuned = tuned_.find(ClassOf(key));
-    cublasLtMatmulHeuristicResult_t checked{};
-    if (tuned != tuned_.end() &&
-        cublasLtMatmulAlgoCheck(handle_, plan->desc, plan->a, plan->b, plan->c, plan->d,
-                                &tuned->second, &checked) == CUBLAS_STATUS_SUCCESS &&
-        checked.workspaceSize <= workspace_bytes_) {
-      plan->algo = tuned->second;
-      Plan* raw = plan.get();
-      plans_.emplace(key, std::move(plan));
-      return raw;
+  const auto tuned = tune && reuse_tuning_ ? tuned_.find(ClassOf(key)) : tuned_.end();
+  if (tuned != tuned_.end() && Fits(*plan, tuned->second)) {
+    plan->algo = tuned->second;
+  } else {
+    SLUICE_ASSIGN_OR_RETURN(
+        const std::vector<cublasLtMatmulAlgo_t> algos,
+        Candidates(*plan, tune ? tune_candidates_ : 1, tune && TuneCustomFor(key)));
+    if (algos.empty()) {
+      return Unimplemented(fmt::format("cuBLASLt has no algorithm for {} [{} x {}] * [{} x {}]^T",
+                                       CudaDTypeName(key.dtype), key.rows, key.in_features,
+                                       key.out_features, key.in_features));
     }
-  }
-  SLUICE_ASSIGN_OR_RETURN(
-      const std::vector<cublasLtMatmulAlgo_t> algos,
-      Candidates(*plan, tune ? tune_candidates_ : 1, tune && TuneCustomFor(key)));
-  if (algos.empty()) {
-    return Unimplemented(fmt::format("cuBLASLt has no algorithm for {} [{} x {}] * [{} x {}]^T",
-                                     CudaDTypeName(key.dtype), key.rows, key.in_features,
-                                     key.out_features, key.in_features));
-  }
-  size_t best = 0;
-  if (tune && algos.size() > 1) {
-    SLUICE_ASSIGN_OR_RETURN(const std::vector<float> ms,
-                            TimeAlgos(*plan, algos, args, stream, kTuneReps));
-    for (size_t i = 0; i < algos.size(); ++i) {
-      if (ms[i] >= 0.0f && (ms[best] < 0.0f || ms[i] < ms[best])) best = i;
+    size_t best = 0;
+    if (tune && algos.size() > 1) {
+      SLUICE_ASSIGN_OR_RETURN(const std::vector<float> ms,
+                              TimeAlgos(*plan, algos, args, stream, kTuneReps));
+      for (size_t i = 0; i < algos.size(); ++i) {
+        if (ms[i] >= 0.0f && (ms[best] < 0.0f || ms[i] < ms[best])) best = i;
+      }
     }
+    if (tune) {
+      ++tuned_shapes_;
+      tuned_[ClassOf(key)] = algos[best];
+    }
+    plan->algo = algos[best];
   }
-  if (tune) {
-    ++tuned_shapes_;
-    tuned_[ClassOf(key)] = algos[best];
-  }
-  plan->algo = algos[best];
   Plan* raw = plan.get();
   plans_.emplace(key, std::move(plan));
   return raw;
@@ -368,9 +364,7 @@ Status LtGemm::CheckArgs(const LinearArgs& args) {
 }
 
 LtGemm::Key LtGemm::ClassOf(Key key) {
-  int64_t rows = 1;
-  while (rows < key.rows) rows *= 2;
-  key.rows = rows;
+  key.rows = static_cast<int64_t>(std::bit_ceil(static_cast<uint64_t>(key.rows)));
   return key;
 }
 

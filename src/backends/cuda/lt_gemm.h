@@ -163,6 +163,8 @@ class LtGemm {
   // Descriptors for `key` (no algorithm yet; `args` lends the fp8 weight scale the heuristic
   // needs to see).
   Status Describe(const Key& key, const LinearArgs& args, Plan* plan) const;
+  // Whether cublasLtMatmulAlgoCheck accepts `algo` for `plan`'s shape within our workspace.
+  bool Fits(const Plan& plan, const cublasLtMatmulAlgo_t& algo) const;
   // Up to `count` of the heuristic's algorithms for `plan`, each followed by its variants
   // under other custom options when `custom` is set (deduplicated, checked for the shape and
   // the workspace).

@@ -170,6 +170,35 @@ std::vector<double> ReferenceLinear(const testing::Random16& x, const testing::R
   return ref;
 }
 
+// Random X [rows, in], W [out, in] (small, so that outputs stay near 1) and bias [out].
+struct GemmOperands {
+  testing::Random16 x, w, bias;
+};
+
+GemmOperands MakeGemmOperands(const GemmCase& c, CudaDType dtype, std::mt19937& rng) {
+  GemmOperands g;
+  g.x = MakeRandom16(size_t(c.rows) * c.in, dtype, rng);
+  g.w = MakeRandom16(size_t(c.out) * c.in, dtype, rng, -0.1f, 0.1f);
+  g.bias = MakeRandom16(c.out, dtype, rng);
+  return g;
+}
+
+// `g` uploaded for `c` with `epilogue` (the bias only when it is used) into a poisoned output.
+LinearArgs UploadGemm(DeviceEnv& env, const GemmCase& c, GemmEpilogue epilogue, CudaDType dtype,
+                      const GemmOperands& g) {
+  LinearArgs args;
+  args.dtype = dtype;
+  args.rows = c.rows;
+  args.in_features = c.in;
+  args.out_features = c.out;
+  args.x = env.Upload(g.x.bits);
+  args.w = env.Upload(g.w.bits);
+  args.bias = epilogue == GemmEpilogue::kNone ? nullptr : env.Upload(g.bias.bits);
+  args.y = env.Poisoned(size_t(c.rows) * c.out * 2);
+  args.epilogue = epilogue;
+  return args;
+}
+
 std::vector<int> FirstRows(int n) {
   std::vector<int> rows(static_cast<size_t>(n));
   for (int r = 0; r < n; ++r) rows[static_cast<size_t>(r)] = r;
@@ -184,23 +213,12 @@ TEST_P(LtGemmTest, MatchesReference) {
   const uint32_t seed = testing::FreshSeed();
   SCOPED_TRACE(fmt::format("seed {}", seed));
   std::mt19937 rng(seed);
-  const auto x = MakeRandom16(size_t(shape.rows) * shape.in, dtype, rng);
-  const auto w = MakeRandom16(size_t(shape.out) * shape.in, dtype, rng, -0.1f, 0.1f);
-  const auto bias = MakeRandom16(shape.out, dtype, rng);
+  const GemmOperands g = MakeGemmOperands(shape, dtype, rng);
 
   DeviceEnv env;
   TestGemm gemm(env, 32 << 20);
   ASSERT_TRUE(gemm.status().ok()) << gemm.status().ToString();
-  LinearArgs args;
-  args.dtype = dtype;
-  args.rows = shape.rows;
-  args.in_features = shape.in;
-  args.out_features = shape.out;
-  args.x = env.Upload(x.bits);
-  args.w = env.Upload(w.bits);
-  args.bias = epilogue == GemmEpilogue::kNone ? nullptr : env.Upload(bias.bits);
-  args.y = env.Poisoned(size_t(shape.rows) * shape.out * 2);
-  args.epilogue = epilogue;
+  const LinearArgs args = UploadGemm(env, shape, epilogue, dtype, g);
   ASSERT_TRUE(gemm->Linear(args, env.stream()).ok());
   // A second call with the same shape reuses the plan.
   ASSERT_TRUE(gemm->Linear(args, env.stream()).ok());
@@ -208,7 +226,7 @@ TEST_P(LtGemmTest, MatchesReference) {
   const auto y = env.Download16(args.y, size_t(shape.rows) * shape.out, dtype);
 
   const std::vector<double> ref =
-      ReferenceLinear(x, w, bias, epilogue, shape.in, shape.out, FirstRows(shape.rows));
+      ReferenceLinear(g.x, g.w, g.bias, epilogue, shape.in, shape.out, FirstRows(shape.rows));
   EXPECT_LT(RelativeError(y, ref), Tolerance(dtype));
 }
 
@@ -241,9 +259,7 @@ TEST_P(LtGemmResidualTest, MatchesReference) {
   SCOPED_TRACE(fmt::format("seed {}", seed));
   std::mt19937 rng(seed);
   const size_t n = size_t(shape.rows) * shape.out;
-  const auto x = MakeRandom16(size_t(shape.rows) * shape.in, dtype, rng);
-  const auto w = MakeRandom16(size_t(shape.out) * shape.in, dtype, rng, -0.1f, 0.1f);
-  const auto bias = MakeRandom16(shape.out, dtype, rng);
+  const GemmOperands g = MakeGemmOperands(shape, dtype, rng);
   const auto residual = MakeRandom16(n, dtype, rng, -2.0f, 2.0f);
 
   DeviceEnv env;
@@ -251,33 +267,18 @@ TEST_P(LtGemmResidualTest, MatchesReference) {
   ASSERT_TRUE(gemm.status().ok()) << gemm.status().ToString();
   gemm->set_autotune(true);
   void* residual_dev = env.Upload(residual.bits);
-  LinearArgs args;
-  args.dtype = dtype;
-  args.rows = shape.rows;
-  args.in_features = shape.in;
-  args.out_features = shape.out;
-  args.x = env.Upload(x.bits);
-  args.w = env.Upload(w.bits);
-  args.bias = env.Upload(bias.bits);
-  args.epilogue = GemmEpilogue::kBias;
+  LinearArgs args = UploadGemm(env, shape, GemmEpilogue::kBias, dtype, g);
   args.residual = residual_dev;
   // In place, the first call plans the shape without autotuning (which would run the product
   // several times over the residual it reads).
-  args.y = in_place ? residual_dev : env.Poisoned(n * 2);
+  if (in_place) args.y = residual_dev;
   ASSERT_TRUE(gemm->Linear(args, env.stream()).ok());
   EXPECT_EQ(gemm->cached_plans(), 1u);
   const auto y = env.Download16(args.y, n, dtype);
 
-  std::vector<double> ref(n);
-  for (int r = 0; r < shape.rows; ++r) {
-    for (int o = 0; o < shape.out; ++o) {
-      double acc = bias.values[o] + residual.values[size_t(r) * shape.out + o];
-      for (int k = 0; k < shape.in; ++k) {
-        acc += x.values[size_t(r) * shape.in + k] * w.values[size_t(o) * shape.in + k];
-      }
-      ref[size_t(r) * shape.out + o] = acc;
-    }
-  }
+  std::vector<double> ref = ReferenceLinear(g.x, g.w, g.bias, GemmEpilogue::kBias, shape.in,
+                                            shape.out, FirstRows(shape.rows));
+  for (size_t i = 0; i < n; ++i) ref[i] += residual.values[i];
   EXPECT_LT(RelativeError(y, ref), Tolerance(dtype));
 }
 
@@ -353,29 +354,19 @@ TEST_P(LtGemmEveryCandidateTest, MatchesReference) {
   SCOPED_TRACE(fmt::format("seed {}", seed));
   std::mt19937 rng(seed);
   const size_t n = size_t(shape.rows) * shape.out;
-  const auto x = MakeRandom16(size_t(shape.rows) * shape.in, dtype, rng);
-  const auto w = MakeRandom16(size_t(shape.out) * shape.in, dtype, rng, -0.1f, 0.1f);
-  const auto bias = MakeRandom16(shape.out, dtype, rng);
+  const GemmOperands g = MakeGemmOperands(shape, dtype, rng);
   std::vector<int> rows;
   for (int i = 0; i < 24; ++i) rows.push_back(static_cast<int>(rng() % shape.rows));
   rows.push_back(0);
   rows.push_back(shape.rows - 1);
-  const std::vector<double> ref = ReferenceLinear(x, w, bias, epilogue, shape.in, shape.out, rows);
+  const std::vector<double> ref =
+      ReferenceLinear(g.x, g.w, g.bias, epilogue, shape.in, shape.out, rows);
 
   DeviceEnv env;
   TestGemm gemm(env, 32 << 20);
   ASSERT_TRUE(gemm.status().ok()) << gemm.status().ToString();
   gemm->set_tune_custom_options(true);
-  LinearArgs args;
-  args.dtype = dtype;
-  args.rows = shape.rows;
-  args.in_features = shape.in;
-  args.out_features = shape.out;
-  args.x = env.Upload(x.bits);
-  args.w = env.Upload(w.bits);
-  args.bias = epilogue == GemmEpilogue::kNone ? nullptr : env.Upload(bias.bits);
-  args.y = env.Poisoned(n * 2);
-  args.epilogue = epilogue;
+  LinearArgs args = UploadGemm(env, shape, epilogue, dtype, g);
   int checked = 0;
   const Status s =
       gemm->ForEachCandidate(args, env.stream(), 8, [&](const std::string& config) -> Status {
@@ -429,22 +420,14 @@ TEST(LtGemmReuseTuningTest, NewRowsInATunedClassAreNotTimedAndStayCorrect) {
   const uint32_t seed = testing::FreshSeed();
   SCOPED_TRACE(fmt::format("seed {}", seed));
   std::mt19937 rng(seed);
-  const int in = 384, out = 1536, max_rows = 600;
-  const auto x = MakeRandom16(size_t(max_rows) * in, CudaDType::kF16, rng);
-  const auto w = MakeRandom16(size_t(out) * in, CudaDType::kF16, rng, -0.1f, 0.1f);
-  const auto bias = MakeRandom16(out, CudaDType::kF16, rng);
+  const GemmCase largest{600, 384, 1536};
+  const int in = largest.in, out = largest.out;
+  const GemmOperands g = MakeGemmOperands(largest, CudaDType::kF16, rng);
   DeviceEnv env;
   TestGemm gemm(env, 32 << 20);
   ASSERT_TRUE(gemm.status().ok()) << gemm.status().ToString();
   gemm->set_autotune(true);
-  LinearArgs args;
-  args.in_features = in;
-  args.out_features = out;
-  args.x = env.Upload(x.bits);
-  args.w = env.Upload(w.bits);
-  args.bias = env.Upload(bias.bits);
-  args.y = env.Poisoned(size_t(max_rows) * out * 2);
-  args.epilogue = GemmEpilogue::kBiasGelu;
+  LinearArgs args = UploadGemm(env, largest, GemmEpilogue::kBiasGelu, CudaDType::kF16, g);
   const auto run = [&](int rows) {
     args.rows = rows;
     const Status s = gemm->Linear(args, env.stream());
@@ -458,7 +441,7 @@ TEST(LtGemmReuseTuningTest, NewRowsInATunedClassAreNotTimedAndStayCorrect) {
   EXPECT_EQ(gemm->cached_plans(), 2u);
   const auto y = env.Download16(args.y, size_t(260) * out, CudaDType::kF16);
   const std::vector<double> ref =
-      ReferenceLinear(x, w, bias, GemmEpilogue::kBiasGelu, in, out, FirstRows(260));
+      ReferenceLinear(g.x, g.w, g.bias, GemmEpilogue::kBiasGelu, in, out, FirstRows(260));
   EXPECT_LT(RelativeError(y, ref), Tolerance(CudaDType::kF16));
   run(600);  // class 1024, not tuned yet: timed
   EXPECT_EQ(gemm->tuned_shapes(), 2u);
